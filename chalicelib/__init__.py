@@ -1,0 +1,1 @@
+"""soundcheck: everything Chalice packages with the app."""

@@ -1,0 +1,52 @@
+"""Postgres connections from a DATABASE_URL (pg8000, pure Python: no libpq in Lambda)."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pg8000.native
+
+
+def connect_kwargs(url: str) -> dict[str, object]:
+    """pg8000 keyword arguments for a postgres:// URL.
+
+    Understands `?host=/socket/dir` (how embedded servers and libpq spell a Unix
+    socket) and `?sslmode=require|verify-full` (managed Postgres: RDS, Neon, Supabase).
+    """
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    kwargs: dict[str, object] = {
+        "user": unquote(parts.username or "postgres"),
+        "database": unquote(parts.path.lstrip("/")) or "postgres",
+    }
+    if parts.password:
+        kwargs["password"] = unquote(parts.password)
+    socket_dir = query.get("host", "")
+    if socket_dir.startswith("/"):
+        port = parts.port or 5432
+        kwargs["unix_sock"] = str(Path(socket_dir) / f".s.PGSQL.{port}")
+    else:
+        kwargs["host"] = parts.hostname or socket_dir or "127.0.0.1"
+        kwargs["port"] = parts.port or 5432
+    sslmode = query.get("sslmode", "disable")
+    if sslmode in ("require", "prefer"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        kwargs["ssl_context"] = context
+    elif sslmode in ("verify-ca", "verify-full"):
+        kwargs["ssl_context"] = ssl.create_default_context()
+    return kwargs
+
+
+def connect(url: str, schema: str = "public", timeout: float = 10.0) -> pg8000.native.Connection:
+    """A native pg8000 connection whose search_path is `schema` (created if missing)."""
+    if not schema.isidentifier() or schema != schema.lower():
+        raise ValueError(f"schema must be a lower-case identifier, got {schema!r}")
+    conn = pg8000.native.Connection(timeout=timeout, **connect_kwargs(url))  # type: ignore[arg-type]
+    if schema != "public":
+        conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        conn.run(f'SET search_path TO "{schema}"')
+    return conn

@@ -1,0 +1,1 @@
+"""The local stack: embedded Redis and Postgres, local invoker and scheduler."""

