@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test demo lint format clean
+.PHONY: help venv test demo lint format clean bench-queue bench-analysis bench-import layer package
 
 help:
 	@echo "make demo   - set up and analyse one track through the HTTP API, queue, consumer and Postgres"
@@ -41,3 +41,20 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .soundcheck .pytest_cache .ruff_cache .hypothesis
+
+# --- benchmarks (print numbers; nothing asserted) ---
+bench-queue: $(STAMP)
+	$(BIN)/python bench/queue.py
+
+bench-analysis: $(STAMP)
+	$(BIN)/python bench/analysis.py
+
+bench-import: $(STAMP)
+	$(BIN)/python bench/imports.py
+
+# --- AWS (offline) ---
+layer: $(STAMP)
+	$(BIN)/python layers/build.py
+
+package: $(STAMP)
+	@echo "make package: not yet (issue 5)"
