@@ -42,6 +42,7 @@ class Settings:
     max_in_flight: int | None = None
     api_key: str | None = None
     public_url: str | None = None
+    upload_secret: str | None = None
     max_upload_bytes: int = 500 * 1024 * 1024
     max_duration_seconds: float = 20 * 60.0
     max_channels: int = 8
@@ -74,6 +75,7 @@ _ENV_NAMES: dict[str, str] = {
     "max_in_flight": "SOUNDCHECK_MAX_IN_FLIGHT",
     "api_key": "SOUNDCHECK_API_KEY",
     "public_url": "SOUNDCHECK_PUBLIC_URL",
+    "upload_secret": "SOUNDCHECK_UPLOAD_SECRET",
     "max_upload_bytes": "SOUNDCHECK_MAX_UPLOAD_BYTES",
     "max_duration_seconds": "SOUNDCHECK_MAX_DURATION_SECONDS",
     "max_channels": "SOUNDCHECK_MAX_CHANNELS",
@@ -121,6 +123,16 @@ def _matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     return parse
 
 
+def _min_length(n: int) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if len(raw) < n:
+            raise ValueError(f"must be at least {n} characters")
+        return raw
+
+    parse.__name__ = "secret"
+    return parse
+
+
 def _one_of(*choices: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw.upper() not in choices:
@@ -147,6 +159,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_in_flight": _positive(int),
     "api_key": str,
     "public_url": _url("http", "https"),
+    "upload_secret": _min_length(16),
     "max_upload_bytes": _positive(int),
     "max_duration_seconds": _positive(float),
     "max_channels": _positive(int),
@@ -168,7 +181,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[attribute] = parser(raw)
         except ValueError as exc:
-            shown = "<hidden>" if "KEY" in name else repr(raw)
+            shown = "<hidden>" if "KEY" in name or "SECRET" in name else repr(raw)
             raise SettingsError(f"{name}={shown} is invalid: {exc}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.min_sample_rate > settings.max_sample_rate:

@@ -1,0 +1,565 @@
+"""The Postgres job store (pg8000) and the job state machine.
+
+Postgres is the truth about jobs; Redis only says what to run next. Every write a
+consumer makes is fenced by the lease token of its queue claim
+(`WHERE lease_token = :token`), so a consumer whose lease was lost writes nothing.
+
+    queued --start--> processing --complete--> completed
+       ^                  |  \\--fail(final)--> failed --retry--> queued
+       +--fail(not final)-+
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pg8000.exceptions
+import pg8000.native
+
+from chalicelib import auth
+from chalicelib.db import connect
+from chalicelib.settings import Settings
+
+Status = Literal["queued", "processing", "completed", "failed"]
+STATUSES: tuple[str, ...] = ("queued", "processing", "completed", "failed")
+MODES: tuple[str, ...] = ("genre", "reference")
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MAX_LIST_LIMIT = 100
+_MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+# Server errors that mean "this connection is gone", worth one reconnect.
+_CONNECTION_LOST = {"57P01", "57P02", "57P03", "08000", "08003", "08006"}
+
+_COLUMNS = (
+    "id, owner, mode, genre, file_key, file_name, reference_file_key, reference_job_id, "
+    "priority, status, progress, attempts, lease_token, error_code, error_message, result, "
+    "idempotency_key, request_hash, created_at, updated_at, started_at, completed_at"
+)
+
+
+class InvalidJobInput(ValueError):
+    """A request the store cannot accept (HTTP 400); `code` is machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class IdempotencyConflict(Exception):
+    """The same Idempotency-Key was used before for a different request (HTTP 409)."""
+
+    code = "idempotency_conflict"
+
+
+class JobNotFound(LookupError):
+    """No such job for this owner (HTTP 404)."""
+
+    code = "not_found"
+
+
+class JobNotRetryable(Exception):
+    """Only a failed job can be retried (HTTP 409)."""
+
+    code = "not_retryable"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a client asked for; the store adds identity, state and timestamps."""
+
+    owner: str
+    mode: str
+    genre: str | None
+    file_key: str
+    file_name: str | None
+    reference_file_key: str | None
+    reference_job_id: str | None
+    priority: int = 0
+
+    def request_hash(self) -> str:
+        """A digest of the request, to tell a replay from a conflicting reuse of a key."""
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    owner: str
+    mode: str
+    genre: str | None
+    file_key: str
+    file_name: str | None
+    reference_file_key: str | None
+    reference_job_id: str | None
+    priority: int
+    status: Status
+    progress: int
+    attempts: int
+    lease_token: int | None
+    error_code: str | None
+    error_message: str | None
+    result: dict[str, Any] | None
+    idempotency_key: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    def to_api(self, include_result: bool = True) -> dict[str, Any]:
+        """The DESIGN "GET /api/jobs/{id}" body: camelCase, UTC 'Z' timestamps."""
+        body: dict[str, Any] = {
+            "jobId": self.id,
+            "status": self.status,
+            "mode": self.mode,
+            "genre": self.genre,
+            "fileName": self.file_name,
+            "progress": self.progress,
+            "attempts": self.attempts,
+            "createdAt": iso_utc(self.created_at),
+            "startedAt": iso_utc(self.started_at),
+            "completedAt": iso_utc(self.completed_at),
+        }
+        if self.error_code is not None:
+            body["error"] = {"code": self.error_code, "message": self.error_message or ""}
+        if include_result and self.result is not None:
+            body["result"] = self.result
+        return body
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a 'Z', millisecond precision (what JavaScript's Date prints)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_job_id(value: object) -> str | None:
+    """The canonical form of a job id, or None when it is not a UUID."""
+    if not isinstance(value, str) or not 32 <= len(value) <= 36:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[str, str, str]]:
+    """(version, name, sql) of every migration file, in order."""
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise ValueError(f"migration file {path.name!r} is not named NNNN_name.sql")
+        found.append((match[1], match[2], path.read_text(encoding="utf-8")))
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"two migrations share a number in {directory}")
+    return found
+
+
+def _validate(spec: JobSpec, idempotency_key: str | None) -> None:
+    def bad(code: str, message: str) -> InvalidJobInput:
+        return InvalidJobInput(code, message)
+
+    if not isinstance(spec.owner, str) or not spec.owner:
+        raise bad("invalid_owner", "owner must be a non-empty string")
+    if spec.mode not in MODES:
+        raise bad("invalid_mode", f"mode must be one of {', '.join(MODES)}")
+    if not isinstance(spec.file_key, str) or not 0 < len(spec.file_key) <= 1024:
+        raise bad("invalid_file_key", "fileKey must be a string of 1-1024 characters")
+    if spec.file_name is not None and (
+        not isinstance(spec.file_name, str) or len(spec.file_name) > 255
+    ):
+        raise bad("invalid_file_name", "fileName must be a string of at most 255 characters")
+    if spec.genre is not None and (not isinstance(spec.genre, str) or len(spec.genre) > 64):
+        raise bad("invalid_genre", "genre must be a short string")
+    if spec.mode == "reference" and not (spec.reference_file_key or spec.reference_job_id):
+        raise bad("missing_reference", "mode 'reference' needs referenceFileKey or referenceJobId")
+    if spec.reference_file_key is not None and (
+        not isinstance(spec.reference_file_key, str) or not 0 < len(spec.reference_file_key) <= 1024
+    ):
+        raise bad("invalid_file_key", "referenceFileKey must be a string of 1-1024 characters")
+    if spec.reference_job_id is not None and parse_job_id(spec.reference_job_id) is None:
+        raise bad("invalid_reference_job_id", "referenceJobId must be a job id (a UUID)")
+    if isinstance(spec.priority, bool) or not isinstance(spec.priority, int):
+        raise bad("invalid_priority", "priority must be an integer")
+    if not -1000 <= spec.priority <= 1000:
+        raise bad("invalid_priority", "priority must be between -1000 and 1000")
+    if idempotency_key is not None and not (
+        isinstance(idempotency_key, str) and _IDEMPOTENCY_KEY.match(idempotency_key)
+    ):
+        raise bad("invalid_idempotency_key", "Idempotency-Key must be 1-255 printable characters")
+
+
+def _job(row: dict[str, Any]) -> Job:
+    values = {k: v for k, v in row.items() if k != "request_hash"}
+    values["id"] = str(values["id"])
+    if values["reference_job_id"] is not None:
+        values["reference_job_id"] = str(values["reference_job_id"])
+    return Job(**values)
+
+
+class JobStore:
+    """Jobs and API keys in Postgres.
+
+    Thread-safe: `chalice local` serves requests from several threads, so each
+    thread gets its own connection. A dropped connection (Postgres restarted, a
+    managed database's idle timeout) is reopened once and the statement re-run;
+    every statement here is safe to re-run.
+    """
+
+    def __init__(self, database_url: str, schema: str = "public", *, timeout: float = 10.0):
+        self.database_url = database_url
+        self.schema = schema
+        self._timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: builtins.list[pg8000.native.Connection] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobStore:
+        return cls(settings.require("database_url"), settings.db_schema)
+
+    # --- connections -------------------------------------------------------
+
+    def _connection(self) -> pg8000.native.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.database_url, self.schema, timeout=self._timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._open.append(conn)
+        return conn
+
+    def _discard(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is None:
+            return
+        with self._lock:
+            if conn in self._open:
+                self._open.remove(conn)
+        with suppress(Exception):
+            conn.close()
+
+    def _rows(self, sql: str, **params: Any) -> builtins.list[dict[str, Any]]:
+        """Run one statement (its own transaction) and return rows as dicts."""
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                rows = conn.run(sql, **params)
+                names = [c["name"] for c in conn.columns or []]
+                return [dict(zip(names, row, strict=True)) for row in rows or ()]
+            except pg8000.exceptions.InterfaceError:
+                self._discard()
+                if attempt == 2:
+                    raise
+            except pg8000.exceptions.DatabaseError as exc:
+                details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+                if details.get("C") not in _CONNECTION_LOST:
+                    raise
+                self._discard()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close every connection this store opened, in any thread."""
+        with self._lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            with suppress(Exception):
+                conn.close()
+        self._local = threading.local()
+
+    def ping(self) -> bool:
+        """True when Postgres answers (for /health/ready)."""
+        try:
+            return self._rows("SELECT 1 AS ok")[0]["ok"] == 1
+        except (pg8000.exceptions.Error, OSError):
+            return False
+
+    # --- migrations --------------------------------------------------------
+
+    @contextmanager
+    def _migration_lock(self, conn: pg8000.native.Connection) -> Iterator[None]:
+        # One lock per schema: two processes migrating the same schema take turns.
+        key = "soundcheck.migrate." + self.schema
+        conn.run("SELECT pg_advisory_lock(hashtext(:key))", key=key)
+        try:
+            yield
+        finally:
+            conn.run("SELECT pg_advisory_unlock(hashtext(:key))", key=key)
+
+    def migrate(self, directory: Path = MIGRATIONS_DIR) -> builtins.list[str]:
+        """Apply the migrations not yet recorded, in order; return their names.
+
+        Safe to run twice and from two processes at once: an advisory lock makes
+        them take turns, and each migration commits together with its record.
+        """
+        pending = migrations(directory)
+        conn = connect(self.database_url, self.schema, timeout=self._timeout)
+        applied: builtins.list[str] = []
+        try:
+            with self._migration_lock(conn):
+                conn.run(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version text PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                done = {row[0] for row in conn.run("SELECT version FROM schema_migrations")}
+                for version, name, sql in pending:
+                    if version in done:
+                        continue
+                    conn.run("BEGIN")
+                    try:
+                        conn.run(sql)
+                        conn.run(
+                            "INSERT INTO schema_migrations (version, name) VALUES (:v, :n)",
+                            v=version,
+                            n=name,
+                        )
+                        conn.run("COMMIT")
+                    except BaseException:
+                        conn.run("ROLLBACK")
+                        raise
+                    applied.append(f"{version}_{name}")
+        finally:
+            conn.close()
+        return applied
+
+    # --- jobs ----------------------------------------------------------------
+
+    def create(self, spec: JobSpec, idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """Insert a queued job; return (job, created).
+
+        With an idempotency key already used by this owner: the same request gives
+        (the existing job, False), a different one raises IdempotencyConflict.
+        """
+        _validate(spec, idempotency_key)
+        job_id = str(uuid.uuid4())  # made here, so re-running the INSERT is harmless
+        request_hash = spec.request_hash()
+        rows = self._rows(
+            f"INSERT INTO jobs (id, owner, mode, genre, file_key, file_name,"
+            f" reference_file_key, reference_job_id, priority, idempotency_key, request_hash)"
+            f" VALUES (CAST(:id AS uuid), :owner, :mode, :genre, :file_key, :file_name,"
+            f" :reference_file_key, CAST(:reference_job_id AS uuid), :priority, :key, :hash)"
+            f" ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
+            id=job_id,
+            owner=spec.owner,
+            mode=spec.mode,
+            genre=spec.genre,
+            file_key=spec.file_key,
+            file_name=spec.file_name,
+            reference_file_key=spec.reference_file_key,
+            reference_job_id=parse_job_id(spec.reference_job_id),
+            priority=spec.priority,
+            key=idempotency_key,
+            hash=request_hash,
+        )
+        if rows:
+            return _job(rows[0]), True
+        # Nothing inserted: our own INSERT already ran (a reconnect re-ran it), or the key is taken.
+        rows = self._rows(
+            f"SELECT {_COLUMNS} FROM jobs WHERE id = CAST(:id AS uuid)"
+            f" OR (owner = :owner AND idempotency_key = :key)",
+            id=job_id,
+            owner=spec.owner,
+            key=idempotency_key,
+        )
+        if not rows:
+            raise RuntimeError("job insert conflicted with a row that is now gone")
+        row = rows[0]
+        if str(row["id"]) == job_id:
+            return _job(row), True
+        if row["request_hash"] != request_hash:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used for a different request"
+            )
+        return _job(row), False
+
+    def get(self, job_id: str, owner: str | None = None) -> Job | None:
+        """The job, or None if it does not exist, the id is malformed, or owner differs."""
+        canonical = parse_job_id(job_id)
+        if canonical is None:
+            return None
+        rows = self._rows(
+            f"SELECT {_COLUMNS} FROM jobs WHERE id = CAST(:id AS uuid)"
+            f" AND (CAST(:owner AS text) IS NULL OR owner = :owner)",
+            id=canonical,
+            owner=owner,
+        )
+        return _job(rows[0]) if rows else None
+
+    def list(self, owner: str, status: str | None = None, limit: int = 20) -> builtins.list[Job]:
+        """An owner's jobs, newest first, optionally with one status."""
+        if status is not None and status not in STATUSES:
+            raise InvalidJobInput("invalid_status", f"status must be one of {', '.join(STATUSES)}")
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_LIST_LIMIT
+        ):
+            raise InvalidJobInput("invalid_limit", f"limit must be 1-{MAX_LIST_LIMIT}")
+        rows = self._rows(
+            f"SELECT {_COLUMNS} FROM jobs WHERE owner = :owner"
+            f" AND (CAST(:status AS text) IS NULL OR status = :status)"
+            f" ORDER BY created_at DESC, id DESC LIMIT :limit",
+            owner=owner,
+            status=status,
+            limit=limit,
+        )
+        return [_job(row) for row in rows]
+
+    def start(self, job_id: str, token: int, attempt: int) -> Job | None:
+        """Take the job for the claim with `token`; None if done or a newer claim has it.
+
+        A newer token takes over a `processing` job from an older one (its lease
+        expired and the queue handed the job out again).
+        """
+        rows = self._rows(
+            f"UPDATE jobs SET status = 'processing', lease_token = :token, attempts = :attempt,"
+            f" progress = 0, started_at = now(), updated_at = now()"
+            f" WHERE id = CAST(:id AS uuid) AND status IN ('queued', 'processing')"
+            f" AND (lease_token IS NULL OR lease_token < :token)"
+            f" RETURNING {_COLUMNS}",
+            id=parse_job_id(job_id),
+            token=token,
+            attempt=attempt,
+        )
+        return _job(rows[0]) if rows else None
+
+    def set_progress(self, job_id: str, token: int, progress: int) -> bool:
+        """Record progress (clamped to 0-100); False when the lease was lost."""
+        rows = self._rows(
+            "UPDATE jobs SET progress = :progress, updated_at = now()"
+            " WHERE id = CAST(:id AS uuid) AND lease_token = :token AND status = 'processing'"
+            " RETURNING id",
+            id=parse_job_id(job_id),
+            token=token,
+            progress=max(0, min(100, int(progress))),
+        )
+        return bool(rows)
+
+    def complete(self, job_id: str, token: int, result: dict[str, Any]) -> bool:
+        """Store the result; False (nothing written) when the lease was lost."""
+        payload = json.dumps(result, allow_nan=False, separators=(",", ":"))
+        rows = self._rows(
+            "UPDATE jobs SET status = 'completed', progress = 100, result = CAST(:result AS jsonb),"
+            " error_code = NULL, error_message = NULL, completed_at = now(), updated_at = now()"
+            " WHERE id = CAST(:id AS uuid) AND lease_token = :token AND status = 'processing'"
+            " RETURNING id",
+            id=parse_job_id(job_id),
+            token=token,
+            result=payload,
+        )
+        return bool(rows)
+
+    def fail(self, job_id: str, token: int | None, code: str, message: str, final: bool) -> bool:
+        """Record a failure; False when the lease was lost.
+
+        final: the job is `failed`. Not final: a retry waits in the queue, so the
+        job reads `queued` with its attempts and this error. `token=None` matches a
+        job never started (the sweeper failing a job the queue gave up on).
+        """
+        rows = self._rows(
+            "UPDATE jobs SET status = CASE WHEN :final THEN 'failed' ELSE 'queued' END,"
+            " error_code = :code, error_message = :message,"
+            " completed_at = CASE WHEN :final THEN now() ELSE NULL END, updated_at = now()"
+            " WHERE id = CAST(:id AS uuid) AND status IN ('queued', 'processing')"
+            " AND lease_token IS NOT DISTINCT FROM :token"
+            " RETURNING id",
+            id=parse_job_id(job_id),
+            token=token,
+            code=code,
+            message=message[:2000],
+            final=bool(final),
+        )
+        return bool(rows)
+
+    def retry(self, job_id: str, owner: str) -> Job:
+        """Queue a failed job again (error cleared, attempts from zero).
+
+        Raises JobNotFound (404) or JobNotRetryable (409). The caller enqueues it
+        (the queue restarts a dead job afresh). The lease token stays: the next
+        claim's token is larger, and any older consumer stays fenced out.
+        """
+        rows = self._rows(
+            f"UPDATE jobs SET status = 'queued', progress = 0, attempts = 0,"
+            f" error_code = NULL, error_message = NULL, result = NULL, started_at = NULL,"
+            f" completed_at = NULL, updated_at = now()"
+            f" WHERE id = CAST(:id AS uuid) AND owner = :owner AND status = 'failed'"
+            f" RETURNING {_COLUMNS}",
+            id=parse_job_id(job_id),
+            owner=owner,
+        )
+        if rows:
+            return _job(rows[0])
+        job = self.get(job_id, owner)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        raise JobNotRetryable(f"job {job.id} is {job.status}; only a failed job can be retried")
+
+    def reconcile_candidates(self, min_age_seconds: float, limit: int = 500) -> builtins.list[Job]:
+        """Unfinished jobs that have not changed for `min_age_seconds`, oldest first.
+
+        The age keeps the sweeper away from a job whose row was just inserted and
+        whose enqueue is still on its way.
+        """
+        rows = self._rows(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ('queued', 'processing')"
+            f" AND updated_at < now() - make_interval(secs => :age)"
+            f" ORDER BY updated_at LIMIT :limit",
+            age=float(min_age_seconds),
+            limit=limit,
+        )
+        return [_job(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status (every status present, zeros included)."""
+        rows = self._rows("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({row["status"]: int(row["n"]) for row in rows})
+        return counts
+
+    # --- API keys --------------------------------------------------------------
+
+    def create_api_key(self, owner: str, key: str | None = None) -> str:
+        """Register a key for owner (a new random one unless given); return the key.
+
+        Registering the same key for the same owner again is a no-op (the local
+        stack does it on every start); for another owner it raises ValueError.
+        """
+        if not isinstance(owner, str) or not owner:
+            raise ValueError("owner must be a non-empty string")
+        key = key or auth.new_api_key()
+        digest = auth.hash_key(key)
+        self._rows(
+            "INSERT INTO api_keys (key_hash, owner) VALUES (:h, :owner)"
+            " ON CONFLICT (key_hash) DO NOTHING",
+            h=digest,
+            owner=owner,
+        )
+        if self.owner_for_key(key) != owner:
+            raise ValueError("this API key is already registered to another owner")
+        return key
+
+    def owner_for_key(self, key: str | None) -> str | None:
+        """The owner of an API key, or None for an unknown (or empty) key."""
+        if not key:
+            return None
+        rows = self._rows("SELECT owner FROM api_keys WHERE key_hash = :h", h=auth.hash_key(key))
+        return rows[0]["owner"] if rows else None

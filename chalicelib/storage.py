@@ -1,0 +1,409 @@
+"""Object stores for audio: S3 (presigned PUT) and a local directory for dev.
+
+File keys are made here, never by clients: "<prefix>/<owner-id>/<uuid>/<safe name>".
+A key a client sends back is checked against that shape and the caller's own
+prefix, so no one can analyse another owner's upload or climb out with `..`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+from urllib.parse import quote, unquote, urlencode
+
+from chalicelib.settings import Settings
+
+DEFAULT_EXPIRES_IN = 900
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+LOCAL_UPLOAD_ROUTE = "/api/audio/local-upload"
+SECRET_FILE = ".upload-secret"
+_MAX_KEY = 1024
+_MAX_NAME = 100
+_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
+_UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
+_OWNER_ID = re.compile(r"^[0-9a-f]{24}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class StorageError(Exception):
+    """An object-store request that cannot be served; `status` is the HTTP status."""
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Where and how a client uploads one file."""
+
+    file_key: str
+    upload_url: str
+    method: str
+    headers: dict[str, str]
+    expires_in: int
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "fileKey": self.file_key,
+            "uploadUrl": self.upload_url,
+            "method": self.method,
+            "headers": dict(self.headers),
+            "expiresIn": self.expires_in,
+        }
+
+
+class Storage(Protocol):
+    def create_upload(
+        self, owner: str, file_name: str, content_type: str, size_bytes: int
+    ) -> Upload: ...
+    def check_key(self, owner: str, key: str) -> str: ...
+    def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int | None: ...
+    def download(self, key: str, dest: Path) -> None: ...
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+# --- keys: one set of rules for both stores ------------------------------------
+
+
+def owner_id(owner: str) -> str:
+    """The key segment for an owner: a digest, since owner ids are opaque strings."""
+    return hashlib.sha256(owner.encode("utf-8")).hexdigest()[:24]
+
+
+def safe_file_name(file_name: str | None) -> str:
+    """A name fit for a key: no directories, no control characters, extension kept.
+
+    The user's own name is kept on the job for display; this one only has to be
+    harmless in a URL, a path and an S3 console.
+    """
+    raw = (file_name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    ascii_name = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
+    stem, dot, ext = ascii_name.rpartition(".")
+    if not dot:
+        stem, ext = ascii_name, ""
+    ext = _UNSAFE_CHARS.sub("", ext).lower()[:10]
+    stem = _UNSAFE_CHARS.sub("-", stem).strip("-._")[: _MAX_NAME - 11] or "audio"
+    return f"{stem}.{ext}" if ext else stem
+
+
+def new_key(prefix: str, owner: str, file_name: str | None) -> str:
+    return f"{prefix}/{owner_id(owner)}/{uuid.uuid4().hex}/{safe_file_name(file_name)}"
+
+
+def validate_key(key: object) -> str:
+    """A key of the shape this module makes, or StorageError 400 invalid_file_key.
+
+    Checked character by character rather than normalised: anything a URL or a
+    filesystem could reinterpret (`..`, `%2e`, backslashes, NUL, a leading slash)
+    is refused outright.
+    """
+    if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY:
+        raise _invalid_key("fileKey must be a string of 1-1024 characters")
+    if any(ord(c) < 0x20 or c in "\\%\x7f" for c in key) or key.startswith("/"):
+        raise _invalid_key("fileKey contains characters that are not allowed")
+    parts = key.split("/")
+    if len(parts) != 4 or any(p in ("", ".", "..") for p in parts):
+        raise _invalid_key("fileKey is not a key made by this service")
+    prefix, owner_part, unique, name = parts
+    if not (_PREFIX.match(prefix) and _OWNER_ID.match(owner_part) and _UUID_HEX.match(unique)):
+        raise _invalid_key("fileKey is not a key made by this service")
+    if not _SAFE_NAME.match(name):
+        raise _invalid_key("fileKey is not a key made by this service")
+    return key
+
+
+def check_owner_key(prefix: str, owner: str, key: object) -> str:
+    """validate_key, and the key must lie under this owner's own prefix."""
+    checked = validate_key(key)
+    if not checked.startswith(f"{prefix}/{owner_id(owner)}/"):
+        raise _invalid_key("fileKey does not belong to the caller")
+    return checked
+
+
+def key_from_path(segment: str) -> str:
+    """The key in a local upload URL's path segment (sent with '/' as %2F)."""
+    return unquote(segment)
+
+
+def _invalid_key(message: str) -> StorageError:
+    return StorageError("invalid_file_key", 400, message)
+
+
+def _not_found(key: str) -> StorageError:
+    return StorageError("not_found", 404, f"no uploaded file at {key}")
+
+
+def _check_upload_request(
+    file_name: object, content_type: object, size_bytes: object, max_bytes: int
+) -> None:
+    if file_name is not None and (not isinstance(file_name, str) or len(file_name) > 255):
+        raise StorageError("invalid_file_name", 400, "fileName must be at most 255 characters")
+    if not isinstance(content_type, str) or not _CONTENT_TYPE.match(content_type.lower()):
+        raise StorageError("invalid_content_type", 400, "contentType must be a MIME type")
+    if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes <= 0:
+        raise StorageError("invalid_size", 400, "sizeBytes must be a positive integer")
+    if size_bytes > max_bytes:
+        raise StorageError(
+            "too_large", 413, f"the file is {size_bytes} bytes; the limit is {max_bytes}"
+        )
+
+
+def require_object(storage: Storage, key: str, max_bytes: int) -> int:
+    """The object's size; StorageError 404 if it was never uploaded, 413 if too large.
+
+    The presigned URL already fixes the size, but the local store and buggy
+    clients can still put more there: check before downloading.
+    """
+    size = storage.size(key)
+    if size is None:
+        raise _not_found(key)
+    if size > max_bytes:
+        raise StorageError("too_large", 413, f"the file is {size} bytes; the limit is {max_bytes}")
+    return size
+
+
+# --- local directory -------------------------------------------------------------
+
+
+class LocalStorage:
+    """Files under a directory; uploads go to a signed route of the app itself."""
+
+    def __init__(
+        self,
+        root: Path,
+        public_url: str,
+        secret: bytes,
+        *,
+        prefix: str = "uploads",
+        max_upload_bytes: int = 500 * 1024 * 1024,
+        expires_in: int = DEFAULT_EXPIRES_IN,
+    ) -> None:
+        if len(secret) < 16:
+            raise ValueError("the upload secret must be at least 16 bytes")
+        self.root = Path(root)
+        self.public_url = public_url.rstrip("/")
+        self.prefix = prefix
+        self.max_upload_bytes = max_upload_bytes
+        self.expires_in = expires_in
+        self._secret = secret
+
+    def _signature(self, key: str, expires: int) -> str:
+        message = f"{key}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def create_upload(
+        self, owner: str, file_name: str, content_type: str, size_bytes: int
+    ) -> Upload:
+        _check_upload_request(file_name, content_type, size_bytes, self.max_upload_bytes)
+        key = new_key(self.prefix, owner, file_name)
+        expires = int(time.time()) + self.expires_in
+        query = urlencode({"expires": expires, "signature": self._signature(key, expires)})
+        url = f"{self.public_url}{LOCAL_UPLOAD_ROUTE}/{quote(key, safe='')}?{query}"
+        return Upload(key, url, "PUT", {"Content-Type": content_type}, self.expires_in)
+
+    def verify_upload(self, key: str, expires: object, signature: object) -> bool:
+        """True when the URL's signature is ours and has not expired."""
+        try:
+            validate_key(key)
+            expires_at = int(str(expires))
+        except (StorageError, ValueError):
+            return False
+        if not isinstance(signature, str) or expires_at < time.time():
+            return False
+        return hmac.compare_digest(self._signature(key, expires_at), signature)
+
+    def check_key(self, owner: str, key: str) -> str:
+        return check_owner_key(self.prefix, owner, key)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*PurePosixPath(validate_key(key)).parts)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def download(self, key: str, dest: Path) -> None:
+        try:
+            shutil.copyfile(self._path(key), dest)
+        except FileNotFoundError:
+            raise _not_found(key) from None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write atomically, so a reader never sees half a file."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+def local_secret(root: Path) -> bytes:
+    """The local store's upload secret, made once and kept in `<root>/.upload-secret`.
+
+    Every process of the local stack (API, consumers) reads the same file. Keys
+    never start with a dot, so the file cannot be reached as an object.
+    """
+    path = Path(root) / SECRET_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-")
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_hex(32))
+    try:
+        os.link(tmp, path)  # atomic and exclusive: the first process to get here wins
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return bytes.fromhex(path.read_text().strip())
+
+
+# --- S3 -------------------------------------------------------------------------------
+
+
+class S3Storage:
+    """An S3 bucket; clients upload straight to it through a presigned PUT.
+
+    The presigned URL signs Content-Type and Content-Length, so S3 itself refuses
+    a body of another size than the one declared and checked against the limit.
+    boto3 is imported only when first needed, keeping the API's cold start small.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        prefix: str = "uploads",
+        max_upload_bytes: int = 500 * 1024 * 1024,
+        expires_in: int = DEFAULT_EXPIRES_IN,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.max_upload_bytes = max_upload_bytes
+        self.expires_in = expires_in
+        self._client = client
+        self._endpoint_url = endpoint_url
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self._endpoint_url,
+                config=Config(signature_version="s3v4", retries={"mode": "standard"}),
+            )
+        return self._client
+
+    def create_upload(
+        self, owner: str, file_name: str, content_type: str, size_bytes: int
+    ) -> Upload:
+        _check_upload_request(file_name, content_type, size_bytes, self.max_upload_bytes)
+        key = new_key(self.prefix, owner, file_name)
+        url = self.client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": size_bytes,
+            },
+            ExpiresIn=self.expires_in,
+            HttpMethod="PUT",
+        )
+        headers = {"Content-Type": content_type, "Content-Length": str(size_bytes)}
+        return Upload(key, url, "PUT", headers, self.expires_in)
+
+    def check_key(self, owner: str, key: str) -> str:
+        return check_owner_key(self.prefix, owner, key)
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=validate_key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
+
+    def size(self, key: str) -> int | None:
+        head = self._head(key)
+        return None if head is None else int(head["ContentLength"])
+
+    def download(self, key: str, dest: Path) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.download_file(self.bucket, validate_key(key), str(dest))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise _not_found(key) from None
+            raise
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=validate_key(key), Body=data)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
+
+
+def storage_from_settings(settings: Settings) -> Storage:
+    """S3 when STORAGE_BUCKET is set (AWS_ENDPOINT_URL_S3 points boto3 elsewhere),
+    else the local directory store."""
+    if settings.storage_bucket:
+        return S3Storage(
+            settings.storage_bucket,
+            prefix=settings.storage_prefix,
+            max_upload_bytes=settings.max_upload_bytes,
+        )
+    secret_text = getattr(settings, "upload_secret", None)
+    secret = secret_text.encode("utf-8") if secret_text else local_secret(settings.storage_dir)
+    return LocalStorage(
+        settings.storage_dir,
+        settings.public_url or DEFAULT_PUBLIC_URL,
+        secret,
+        prefix=settings.storage_prefix,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
