@@ -102,3 +102,28 @@ def db_schema(database_url: str) -> Iterator[str]:
     conn = connect(database_url)
     conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's server mode on 127.0.0.1 (a free port): real HTTP, as S3/Lambda clients see it.
+
+    Yields the endpoint URL. Dummy credentials and a region are set for the session
+    so boto3 never looks for real ones; moto's state is shared, so tests use names
+    of their own (buckets, functions).
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.delenv("AWS_SESSION_TOKEN", raising=False)
+        env.delenv("AWS_PROFILE", raising=False)
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
