@@ -1,12 +1,127 @@
-"""The Chalice app: routes, the consumer and the scheduled sweeper. Thin wiring only."""
+"""The Chalice app: routes, the consumer and the scheduled sweeper. Thin wiring only.
+
+Routes parse the request with chalicelib.api, call the job store, queue and
+storage, and map every known exception to `{error: {code, message}}` with a 4xx
+or 503. Nothing here imports numpy: the API functions must start cold fast.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from chalice import Chalice, Rate
+from chalice import Chalice, Rate, Response
+
+from chalicelib import api, deps, logs, wake
+from chalicelib import consumer as consuming
+from chalicelib.auth import bearer_token
+from chalicelib.storage import LocalStorage, StorageError, key_from_path, require_object
+
+if TYPE_CHECKING:
+    from chalicelib.jobs import Job
 
 app = Chalice(app_name="soundcheck")
+app.log.setLevel(logging.INFO)  # Chalice defaults to ERROR unless debug=True
+# The local store's upload route receives audio bodies; Chalice treats a body as
+# binary only when its content type is listed here.
+app.api.binary_types.extend(
+    t
+    for t in (
+        "audio/x-wav",
+        "audio/wave",
+        "audio/vnd.wave",
+        "audio/flac",
+        "audio/x-flac",
+        "audio/aiff",
+        "audio/x-aiff",
+        "audio/x-m4a",
+    )
+    if t not in app.api.binary_types
+)
+
+ANY_TYPE = ["*/*"]  # bodies are parsed here, so a wrong Content-Type gets our error format
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body={"error": {"code": code, "message": message}},
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def handled(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Map every exception a route can meet to a JSON error; never a stack trace."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except Exception as exc:
+            error = api.error_for(exc)
+            if error is None or error.status >= 500:
+                logs.event(
+                    "api_error",
+                    path=_path(),
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                    code=error.code if error else "internal_error",
+                )
+            if error is None:
+                return _error(500, "internal_error", "an internal error occurred")
+            extra = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+            return _error(error.status, error.code, error.message, extra)
+
+    return wrapper
+
+
+def _path() -> str:
+    request = app.current_request
+    return getattr(request, "path", "?") if request is not None else "?"
+
+
+def _owner(d: deps.Deps) -> str:
+    """The caller's owner id from `Authorization: Bearer <api key>`, else 401."""
+    key = bearer_token(app.current_request.headers)
+    if key is None:
+        raise api.ApiError(401, "unauthorized", "send Authorization: Bearer <api key>")
+    owner = d.jobs.owner_for_key(key)
+    if owner is None:
+        raise api.ApiError(401, "unauthorized", "unknown API key")
+    return owner
+
+
+def _body() -> dict[str, Any]:
+    return api.json_object(app.current_request.raw_body)
+
+
+def _status_url(d: deps.Deps, job_id: str) -> str:
+    path = f"/api/jobs/{job_id}"
+    return f"{d.settings.public_url.rstrip('/')}{path}" if d.settings.public_url else path
+
+
+def _accepted(d: deps.Deps, job: Job) -> Response:
+    url = _status_url(d, job.id)
+    return Response(
+        body={"jobId": job.id, "status": job.status, "statusUrl": url},
+        status_code=202,
+        headers={"Location": url},
+    )
+
+
+def _enqueue_and_wake(d: deps.Deps, job: Job, reason: str) -> None:
+    """Enqueue, then wake a consumer. Neither failing fails the request: the row is
+    in Postgres, and the sweeper enqueues what Redis is missing."""
+    try:
+        d.queue.enqueue(job.id, priority=job.priority)
+    except Exception as exc:
+        logs.event("enqueue_failed", jobId=job.id, error=f"{type(exc).__name__}: {exc}"[:500])
+        return
+    wake.wake(d.settings.consumer_function_name, reason)
+
+
+# --- health ----------------------------------------------------------------------------
 
 
 @app.route("/health", methods=["GET"])
@@ -15,13 +130,150 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@app.route("/health/ready", methods=["GET"])
+@handled
+def ready() -> Response:
+    """Redis and Postgres reachable, and which queue this function talks to.
+
+    API and consumers showing different queue identities is the "jobs wait forever"
+    bug of the old system, visible at a glance.
+    """
+    d = deps.get()
+    body: dict[str, Any] = {"redis": "ok", "postgres": "ok"}
+    queue: dict[str, Any] = {
+        "name": d.settings.queue_name,
+        "redisUrlHash": deps.redis_url_hash(d.settings.require("redis_url")),
+        "redisRunId": None,
+    }
+    try:
+        server = d.queue.check_server()
+        queue["redisRunId"] = server["run_id"]
+        queue["redisVersion"] = server["redis_version"]
+    except Exception as exc:
+        body["redis"] = f"error: {type(exc).__name__}: {exc}"[:300]
+    if not d.jobs.ping():
+        body["postgres"] = "error: not reachable"
+    body["queue"] = queue
+    ok = body["redis"] == "ok" and body["postgres"] == "ok"
+    return Response(
+        body={"status": "ok" if ok else "unavailable", **body}, status_code=200 if ok else 503
+    )
+
+
+# --- uploads ---------------------------------------------------------------------------
+
+
+@app.route("/api/audio/upload-url", methods=["POST"], content_types=ANY_TYPE)
+@handled
+def upload_url() -> Response:
+    d = deps.get()
+    owner = _owner(d)
+    request = api.parse_upload(_body())
+    upload = d.storage.create_upload(
+        owner, request.file_name, request.content_type, request.size_bytes
+    )
+    return Response(body=upload.to_api(), status_code=200)
+
+
+@app.route("/api/audio/local-upload/{key}", methods=["PUT"], content_types=ANY_TYPE)
+@handled
+def local_upload(key: str) -> Response:
+    """The local store's stand-in for a presigned S3 PUT (dev only): signed, expiring."""
+    d = deps.get()
+    if not isinstance(d.storage, LocalStorage):
+        raise api.ApiError(404, "not_found", "uploads go to S3 on this deployment")
+    file_key = key_from_path(key)
+    params = app.current_request.query_params or {}
+    if not d.storage.verify_upload(file_key, params.get("expires"), params.get("signature")):
+        raise api.ApiError(403, "invalid_signature", "the upload URL is invalid or expired")
+    data = app.current_request.raw_body or b""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > d.settings.max_upload_bytes:
+        raise StorageError("too_large", 413, "the file is larger than the upload limit")
+    d.storage.put_bytes(file_key, data)
+    return Response(body="", status_code=200, headers={"Content-Type": "text/plain"})
+
+
+# --- jobs ------------------------------------------------------------------------------
+
+
+@app.route("/api/audio/analyze", methods=["POST"], content_types=ANY_TYPE)
+@handled
+def analyze() -> Response:
+    """Insert the job, then enqueue it, then wake a consumer: 202 even if Redis is down."""
+    d = deps.get()
+    owner = _owner(d)
+    idempotency_key = api.idempotency_key(app.current_request.headers)
+    spec = api.parse_submit(
+        owner, _body(), genres=api.known_genres(), check_key=d.storage.check_key
+    )
+    require_object(d.storage, spec.file_key, d.settings.max_upload_bytes)
+    if spec.reference_file_key:
+        require_object(d.storage, spec.reference_file_key, d.settings.max_upload_bytes)
+    if spec.reference_job_id:
+        reference = d.jobs.get(spec.reference_job_id, owner)
+        if reference is None:
+            raise api.ApiError(404, "reference_not_found", "no such reference job")
+        if reference.status != "completed":
+            raise api.ApiError(
+                409, "reference_not_ready", f"the reference job is {reference.status}"
+            )
+    job, created = d.jobs.create(spec, idempotency_key)
+    if created:
+        _enqueue_and_wake(d, job, "submit")
+        logs.event("submitted", jobId=job.id, owner=owner, mode=job.mode, genre=job.genre)
+    return _accepted(d, job)
+
+
+@app.route("/api/jobs", methods=["GET"])
+@handled
+def list_jobs() -> dict[str, Any]:
+    d = deps.get()
+    owner = _owner(d)
+    query = api.parse_list_query(app.current_request.query_params)
+    jobs = d.jobs.list(owner, status=query.status, limit=query.limit)
+    return {"jobs": [job.to_api(include_result=False) for job in jobs]}
+
+
+@app.route("/api/jobs/{job_id}", methods=["GET"])
+@handled
+def get_job(job_id: str) -> dict[str, Any]:
+    d = deps.get()
+    job = d.jobs.get(job_id, owner=_owner(d))
+    if job is None:
+        raise api.ApiError(404, "not_found", f"no job {job_id}")
+    return job.to_api()
+
+
+@app.route("/api/jobs/{job_id}/retry", methods=["POST"], content_types=ANY_TYPE)
+@handled
+def retry_job(job_id: str) -> Response:
+    d = deps.get()
+    job = d.jobs.retry(job_id, _owner(d))
+    _enqueue_and_wake(d, job, "retry")
+    logs.event("resubmitted", jobId=job.id)
+    return _accepted(d, job)
+
+
+@app.route("/api/queue/stats", methods=["GET"])
+@handled
+def queue_stats() -> dict[str, Any]:
+    d = deps.get()
+    _owner(d)
+    return {"queue": d.queue.stats(), "jobs": d.jobs.counts()}
+
+
+# --- the consumer and the sweeper -----------------------------------------------------
+
+
 @app.lambda_function(name="consumer")
 def consumer(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Drains the queue; woken by the API after a submit (async invoke)."""
-    return {"processed": 0}
+    return consuming.run_lambda(deps.get(), context, trigger="invoke")
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweeper")
 def sweeper(event: Any) -> dict[str, Any]:
     """Every minute: promote delayed jobs, reclaim expired leases, reconcile, then drain."""
-    return {"processed": 0}
+    return consuming.run_lambda(deps.get(), event.context, trigger="schedule")

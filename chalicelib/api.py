@@ -1,0 +1,266 @@
+"""Request validation for the HTTP API: pure functions from raw input to typed requests.
+
+Every way a client can get a request wrong ends here as an ApiError with a status
+and a machine-readable code, so app.py never answers bad input with a 500. Nothing
+here touches Redis, Postgres or S3; the routes do that with what these return.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.jobs import JobSpec
+
+# Mirrors of chalicelib.jobs constants: importing jobs pulls in pg8000 (~70 ms), and
+# the API module must import cold fast. tests/test_api.py checks they agree.
+MODES = ("genre", "reference")
+STATUSES = ("queued", "processing", "completed", "failed")
+MAX_LIST_LIMIT = 100
+
+_CONTENT_TYPE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}$"
+)
+_GENRE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_TARGETS_DIR = Path(__file__).parent / "analysis" / "targets"
+SUBMIT_FIELDS = frozenset(
+    {"fileKey", "mode", "genre", "referenceFileKey", "referenceJobId", "fileName", "priority"}
+)
+UPLOAD_FIELDS = frozenset({"fileName", "contentType", "sizeBytes"})
+
+
+class ApiError(Exception):
+    """A request the API refuses: HTTP status, machine-readable code, human message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+_INFRA_MODULES = frozenset({"redis", "pg8000", "botocore", "boto3", "urllib3", "socket"})
+
+
+def error_for(exc: BaseException) -> ApiError | None:
+    """The HTTP error for an exception a route let through; None for a bug (a 500).
+
+    Looks the data layer's exception classes up in sys.modules instead of importing
+    them: an exception from a module that was never imported cannot happen, and
+    this module stays free of pg8000 and redis imports.
+    """
+    if isinstance(exc, ApiError):
+        return exc
+    storage = sys.modules.get("chalicelib.storage")
+    if storage is not None and isinstance(exc, storage.StorageError):
+        return ApiError(exc.status, exc.code, exc.message)
+    settings = sys.modules.get("chalicelib.settings")
+    if settings is not None and isinstance(exc, settings.SettingsError):
+        return ApiError(503, "misconfigured", str(exc))
+    jobs = sys.modules.get("chalicelib.jobs")
+    if jobs is not None:
+        if isinstance(exc, jobs.InvalidJobInput):
+            return ApiError(400, exc.code, exc.message)
+        if isinstance(exc, jobs.IdempotencyConflict | jobs.JobNotRetryable):
+            return ApiError(409, exc.code, str(exc))
+        if isinstance(exc, jobs.JobNotFound):
+            return ApiError(404, exc.code, str(exc))
+    queue = sys.modules.get("chalicelib.queue")
+    if queue is not None and isinstance(exc, queue.QueueConfigError):
+        return ApiError(503, "misconfigured", str(exc))
+    if type(exc).__module__.split(".")[0] in _INFRA_MODULES or isinstance(exc, OSError):
+        return ApiError(503, "unavailable", "a backing service is unavailable; retry soon")
+    return None
+
+
+def bad_request(code: str, message: str) -> ApiError:
+    return ApiError(400, code, message)
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    file_name: str
+    content_type: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    status: str | None
+    limit: int
+
+
+def json_object(raw: bytes | str | None) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    if raw is None or raw in (b"", ""):
+        raise bad_request("invalid_json", "the request body must be a JSON object")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request("invalid_json", f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise bad_request("invalid_json", "the request body must be a JSON object")
+    return value
+
+
+def _no_unknown(body: Mapping[str, Any], allowed: Collection[str]) -> None:
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise bad_request(
+            "unknown_field",
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+        )
+
+
+def _string(body: Mapping[str, Any], name: str, *, required: bool, max_len: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise bad_request("missing_field", f"{name} is required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request("invalid_field", f"{name} must be a non-empty string")
+    if len(value) > max_len:
+        raise bad_request("invalid_field", f"{name} must be at most {max_len} characters")
+    return value
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request("invalid_field", f"{name} must be an integer")
+    return value
+
+
+def parse_upload(body: Mapping[str, Any]) -> UploadRequest:
+    """POST /api/audio/upload-url: {fileName, contentType, sizeBytes}.
+
+    The size limit itself is the store's (StorageError 413), so it lives in one place.
+    """
+    _no_unknown(body, UPLOAD_FIELDS)
+    file_name = _string(body, "fileName", required=True, max_len=255)
+    content_type = _string(body, "contentType", required=True, max_len=128)
+    assert file_name is not None and content_type is not None
+    if not _CONTENT_TYPE.match(content_type):
+        raise bad_request("invalid_content_type", "contentType must look like 'audio/wav'")
+    if "sizeBytes" not in body or body["sizeBytes"] is None:
+        raise bad_request("missing_field", "sizeBytes is required")
+    size = _integer(body["sizeBytes"], "sizeBytes")
+    if size <= 0:
+        raise bad_request("invalid_field", "sizeBytes must be greater than zero")
+    return UploadRequest(file_name=file_name, content_type=content_type, size_bytes=size)
+
+
+def parse_submit(
+    owner: str,
+    body: Mapping[str, Any],
+    *,
+    genres: Collection[str],
+    check_key: Callable[[str, str], str],
+) -> JobSpec:
+    """POST /api/audio/analyze body -> JobSpec, or ApiError.
+
+    `check_key(owner, key)` is the store's ownership check (Storage.check_key): it
+    returns the normalised key or raises StorageError 400 for a key outside the
+    owner's prefix. Whether the object exists is for the route to ask the store.
+    """
+    from chalicelib.jobs import JobSpec, parse_job_id
+
+    _no_unknown(body, SUBMIT_FIELDS)
+    file_key = _string(body, "fileKey", required=True, max_len=1024)
+    assert file_key is not None
+    mode = body.get("mode", "genre")
+    if mode not in MODES:
+        raise bad_request("invalid_mode", f"mode must be one of {', '.join(MODES)}")
+    genre = _string(body, "genre", required=False, max_len=64)
+    reference_key = _string(body, "referenceFileKey", required=False, max_len=1024)
+    reference_job = _string(body, "referenceJobId", required=False, max_len=64)
+    file_name = _string(body, "fileName", required=False, max_len=255)
+    priority = _integer(body.get("priority", 0), "priority")
+    if not -1000 <= priority <= 1000:
+        raise bad_request("invalid_field", "priority must be between -1000 and 1000")
+
+    if mode == "genre":
+        if reference_key is not None or reference_job is not None:
+            raise bad_request(
+                "invalid_field", "referenceFileKey/referenceJobId need mode 'reference'"
+            )
+        if genre is not None:
+            genre = genre.strip().lower()
+            if genre not in genres:
+                raise bad_request(
+                    "unknown_genre",
+                    f"unknown genre {genre!r}; known: {', '.join(sorted(genres)) or 'none'}",
+                )
+    else:
+        if genre is not None:
+            raise bad_request("invalid_field", "genre applies to mode 'genre' only")
+        if (reference_key is None) == (reference_job is None):
+            raise bad_request(
+                "missing_reference",
+                "mode 'reference' needs exactly one of referenceFileKey or referenceJobId",
+            )
+        if reference_job is not None:
+            canonical = parse_job_id(reference_job)
+            if canonical is None:
+                raise bad_request("invalid_field", "referenceJobId must be a job id (a UUID)")
+            reference_job = canonical
+        if reference_key is not None:
+            reference_key = check_key(owner, reference_key)
+
+    return JobSpec(
+        owner=owner,
+        mode=mode,
+        genre=genre,
+        file_key=check_key(owner, file_key),
+        file_name=file_name,
+        reference_file_key=reference_key,
+        reference_job_id=reference_job,
+        priority=priority,
+    )
+
+
+def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
+    """GET /api/jobs?status=&limit= -> ListQuery, or ApiError."""
+    params = params or {}
+    _no_unknown(params, ("status", "limit"))
+    status = params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise bad_request("invalid_status", f"status must be one of {', '.join(STATUSES)}")
+    raw_limit = params.get("limit") or "20"
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST_LIMIT:
+        raise bad_request("invalid_limit", f"limit must be an integer from 1 to {MAX_LIST_LIMIT}")
+    return ListQuery(status=status, limit=int(raw_limit))
+
+
+def idempotency_key(headers: Mapping[str, str] | None) -> str | None:
+    """The Idempotency-Key header (1-255 printable ASCII characters), if sent."""
+    if not headers:
+        return None
+    value = headers.get("idempotency-key")
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
+    if value is None:
+        return None
+    if not re.fullmatch(r"[\x21-\x7e]{1,255}", value):
+        raise bad_request(
+            "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters"
+        )
+    return value
+
+
+def known_genres(targets_dir: Path = _TARGETS_DIR) -> frozenset[str]:
+    """Genre names, read from the analysis targets without importing numpy.
+
+    `chalicelib.analysis.genres()` is the same list but importing the analysis
+    package loads numpy, which the API functions must not do (cold start).
+    """
+    return frozenset(path.stem for path in targets_dir.glob("*.json") if _GENRE.match(path.stem))

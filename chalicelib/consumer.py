@@ -1,0 +1,412 @@
+"""The drain loop: claim a job, take it in Postgres, analyse it, write the result fenced.
+
+Redis says what to run next; Postgres is the truth. Every write a consumer makes
+carries the fencing token of its claim, so a consumer whose lease expired (a
+Lambda that timed out, a worker killed mid-job, a Redis that lost its data) writes
+nothing, and a job's result is written exactly once however often it is delivered.
+
+numpy is imported only when the first job is analysed: the API imports this module's
+siblings and must stay light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import socket
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from chalicelib import logs
+from chalicelib.reconcile import STALLED, STALLED_MESSAGE, reconcile
+from chalicelib.storage import require_object
+
+if TYPE_CHECKING:
+    from chalicelib.deps import Deps
+    from chalicelib.jobs import Job
+    from chalicelib.queue import Claim
+
+Outcome = Literal["completed", "failed", "retried", "fenced", "lost"]
+
+# A Lambda stops claiming when less than lease + this is left: a job it starts must
+# be able to finish (or at least keep its lease) before the function is frozen.
+LAMBDA_MARGIN_MS = 15_000
+# How long a queued/processing job must sit unchanged before reconcile looks at it:
+# long enough for a submit to go from INSERT to enqueue.
+RECONCILE_MIN_AGE_S = 2.0
+_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+
+
+class ReferenceUnavailable(Exception):
+    """The reference job of a reference-mode job has no result: a permanent failure."""
+
+    code = "reference_unavailable"
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """What one drain did, for logs and for the Lambda's return value."""
+
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    fenced: int = 0
+    lost: int = 0
+    stopped: str = ""  # empty | time | stop | max_jobs | claim_error
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    promoted: int = 0
+    reclaimed: int = 0
+    dead: int = 0
+    requeued: int = 0
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def consumer_id(kind: str = "worker") -> str:
+    """A name for this consumer in queue stats and logs: host and pid."""
+    return f"{kind}:{socket.gethostname()}:{os.getpid()}"
+
+
+# --- one job ---------------------------------------------------------------------------
+
+
+class LeaseKeeper:
+    """Renews a claim's lease from a background thread while the job is analysed.
+
+    Renewing every lease/3 survives two missed renewals. If a renewal is refused
+    the lease was lost (it expired and the sweeper handed the job to someone else,
+    or Redis lost it): `lost` turns true and the job's result must not be written.
+    A renewal that raises (a Redis hiccup) is retried at the next tick.
+    """
+
+    def __init__(self, deps: Deps, claim: Claim, lease_ms: int) -> None:
+        self._deps = deps
+        self._claim = claim
+        self._lease_ms = lease_ms
+        self._stop = threading.Event()
+        self._lost = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-{claim.job_id[:8]}", daemon=True
+        )
+
+    @property
+    def lost(self) -> bool:
+        return self._lost.is_set()
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval = self._lease_ms / 3000.0
+        while not self._stop.wait(interval):
+            try:
+                renewed = self._deps.queue.extend(
+                    self._claim.job_id, self._claim.token, self._lease_ms
+                )
+            except Exception as exc:
+                logs.event("lease_extend_error", jobId=self._claim.job_id, error=_describe(exc))
+                continue
+            if not renewed:
+                self._lost.set()
+                logs.event("lease_lost", jobId=self._claim.job_id, token=self._claim.token)
+                return
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def classify(exc: BaseException) -> tuple[str, str, bool]:
+    """(code, message, retryable) for an exception raised while processing a job.
+
+    Bad audio, a missing upload or a missing reference will fail the same way
+    again: fail the job at once. Anything else (storage, Redis, Postgres hiccups, a
+    bug) may pass: retry with backoff until the attempts run out.
+    """
+    from chalicelib.storage import StorageError
+
+    if isinstance(exc, ReferenceUnavailable):
+        return exc.code, str(exc), False
+    if isinstance(exc, StorageError):
+        return exc.code, exc.message, exc.status >= 500 or exc.status in (408, 429)
+    analysis_error = _analysis_error_class()
+    if analysis_error is not None and isinstance(exc, analysis_error):
+        return exc.code, exc.message, bool(getattr(exc, "retryable", False))
+    module = type(exc).__module__.split(".")[0]
+    code = {"redis": "queue_unavailable", "pg8000": "database_unavailable"}.get(module)
+    if code is None:
+        code = "io_error" if isinstance(exc, OSError) else "internal_error"
+    return code, _describe(exc), True
+
+
+def _analysis_error_class() -> type[Exception] | None:
+    try:
+        from chalicelib.analysis import AnalysisError
+    except ImportError:  # the analysis layer is missing: every job fails as internal_error
+        return None
+    return AnalysisError
+
+
+@contextlib.contextmanager
+def _downloaded(deps: Deps, key: str, name: str) -> Iterator[Path]:
+    """The object at `key` in a temporary file, deleted afterwards whatever happens."""
+    suffix = Path(key).suffix
+    suffix = suffix if _SUFFIX.match(suffix) else ""
+    require_object(deps.storage, key, deps.settings.max_upload_bytes)  # 404 / 413: final
+    with tempfile.TemporaryDirectory(prefix="soundcheck-") as tmp:
+        path = Path(tmp) / f"{name}{suffix}"
+        deps.storage.download(key, path)
+        yield path
+
+
+def _analyse(deps: Deps, path: Path, job: Job, reference: dict[str, Any] | None) -> dict[str, Any]:
+    from chalicelib.analysis import Limits, analyze_file
+
+    return analyze_file(
+        path,
+        genre=job.genre if job.mode == "genre" else None,
+        reference=reference,
+        limits=Limits.from_settings(deps.settings),
+    )
+
+
+def _reference(deps: Deps, job: Job, token: int) -> dict[str, Any] | None:
+    """The analysed reference of a reference-mode job (a file, or an earlier job's result)."""
+    if job.mode != "reference":
+        return None
+    if job.reference_job_id:
+        ref = deps.jobs.get(job.reference_job_id, owner=job.owner)
+        if ref is None or ref.status != "completed" or ref.result is None:
+            raise ReferenceUnavailable(f"reference job {job.reference_job_id} has no result")
+        return ref.result
+    if not job.reference_file_key:
+        raise ReferenceUnavailable("reference mode without a reference")
+    with _downloaded(deps, job.reference_file_key, "reference") as path:
+        from chalicelib.analysis import Limits, analyze_file
+
+        result = analyze_file(path, limits=Limits.from_settings(deps.settings))
+    deps.jobs.set_progress(job.id, token, 40)
+    return result
+
+
+def process_claim(
+    deps: Deps,
+    claim: Claim,
+    consumer: str,
+    analyse: Callable[[Deps, Path, Job, dict[str, Any] | None], dict[str, Any]] = _analyse,
+) -> Outcome:
+    """Run one claimed job to its end. Never raises: every failure becomes an outcome."""
+    started = time.monotonic()
+    fields = {"jobId": claim.job_id, "attempt": claim.attempt, "token": claim.token}
+    lease_ms = int(deps.settings.lease_seconds * 1000)
+    try:
+        job = deps.jobs.start(claim.job_id, claim.token, claim.attempt)
+        if job is None:
+            # Finished already, or a newer claim owns it: drop this delivery.
+            logs.event("fenced", **fields, consumer=consumer, stage="start")
+            _quietly(deps.queue.ack, claim.job_id, claim.token)
+            return "fenced"
+        logs.event("claimed", **fields, consumer=consumer, mode=job.mode, genre=job.genre)
+        with LeaseKeeper(deps, claim, lease_ms) as keeper:
+            reference = _reference(deps, job, claim.token)
+            with _downloaded(deps, job.file_key, "input") as path:
+                deps.jobs.set_progress(job.id, claim.token, 50 if reference else 10)
+                result = analyse(deps, path, job, reference)
+        if keeper.lost:
+            logs.event("fenced", **fields, consumer=consumer, stage="lease_lost")
+            return "lost"
+        if not deps.jobs.complete(job.id, claim.token, result):
+            logs.event("fenced", **fields, consumer=consumer, stage="complete")
+            _quietly(deps.queue.ack, claim.job_id, claim.token)
+            return "fenced"
+        _quietly(deps.queue.ack, claim.job_id, claim.token)
+        logs.event("completed", **fields, consumer=consumer, durationMs=_ms(started))
+        return "completed"
+    except Exception as exc:
+        return _fail(deps, claim, consumer, exc, started)
+
+
+def _fail(deps: Deps, claim: Claim, consumer: str, exc: Exception, started: float) -> Outcome:
+    code, message, retryable = classify(exc)
+    fields = {"jobId": claim.job_id, "attempt": claim.attempt, "token": claim.token}
+    outcome = None
+    try:
+        outcome = deps.queue.fail(claim.job_id, claim.token, f"{code}: {message}", retryable)
+    except Exception as queue_exc:  # Redis is down: the lease expires, the sweeper retries
+        logs.event("queue_fail_error", **fields, error=_describe(queue_exc))
+    if outcome is not None and outcome.state == "stale":
+        logs.event("fenced", **fields, consumer=consumer, stage="fail", code=code)
+        return "lost"
+    final = not retryable or (outcome is not None and outcome.state == "dead")
+    try:
+        written = deps.jobs.fail(claim.job_id, claim.token, code, message, final=final)
+    except Exception as db_exc:  # Postgres is down: reconcile and the retry fix it later
+        logs.event("job_fail_error", **fields, error=_describe(db_exc))
+        written = True
+    if not written:
+        logs.event("fenced", **fields, consumer=consumer, stage="fail", code=code)
+        return "fenced"
+    event = "failed" if final else "retried"
+    retry_at = outcome.retry_at_ms if outcome is not None else None
+    logs.event(
+        event,
+        **fields,
+        consumer=consumer,
+        code=code,
+        message=message,
+        retryAtMs=retry_at,
+        durationMs=_ms(started),
+    )
+    return "failed" if final else "retried"
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call a queue operation whose failure a later sweep repairs (an ack, mostly)."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        logs.event("queue_call_error", call=getattr(fn, "__name__", "?"), error=_describe(exc))
+        return None
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
+
+
+# --- the loop ------------------------------------------------------------------------
+
+
+def drain(
+    deps: Deps,
+    consumer: str,
+    time_left_ms: Callable[[], float],
+    *,
+    margin_ms: float = 0.0,
+    max_jobs: int | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    analyse: Callable[[Deps, Path, Job, dict[str, Any] | None], dict[str, Any]] = _analyse,
+) -> DrainResult:
+    """Process jobs one at a time until the queue is empty, time runs short, or told to stop.
+
+    A job is claimed only while more than lease + margin is left, so it can finish
+    inside the time we have. One job's exception never ends the loop.
+    """
+    lease_ms = int(deps.settings.lease_seconds * 1000)
+    counts: Counter[str] = Counter()
+    stopped = ""
+    while True:
+        if should_stop():
+            stopped = "stop"
+            break
+        if max_jobs is not None and counts["claimed"] >= max_jobs:
+            stopped = "max_jobs"
+            break
+        if time_left_ms() < lease_ms + margin_ms:
+            stopped = "time"
+            break
+        try:
+            claims = deps.queue.claim(consumer, lease_ms, 1)
+        except Exception as exc:
+            logs.event("claim_error", consumer=consumer, error=_describe(exc))
+            stopped = "claim_error"
+            break
+        if not claims:
+            stopped = "empty"
+            break
+        for claim in claims:
+            counts["claimed"] += 1
+            counts[process_claim(deps, claim, consumer, analyse)] += 1
+    return DrainResult(
+        claimed=counts["claimed"],
+        completed=counts["completed"],
+        failed=counts["failed"],
+        retried=counts["retried"],
+        fenced=counts["fenced"],
+        lost=counts["lost"],
+        stopped=stopped,
+    )
+
+
+def forever() -> float:
+    """time_left_ms for a long-running worker."""
+    return math.inf
+
+
+# --- the sweeper ---------------------------------------------------------------------
+
+
+def sweep(deps: Deps, min_age_s: float = RECONCILE_MIN_AGE_S) -> SweepReport:
+    """Promote due retries, reclaim expired leases, then make Redis agree with Postgres.
+
+    Postgres is the truth: a queued job missing from Redis (its enqueue failed, or
+    Redis lost its data) is enqueued again, a processing job whose lease is gone
+    too, and a job the queue gave up on is failed (`chalicelib.reconcile.plan`).
+    """
+    result = deps.queue.sweep()
+    for job_id in result.reclaimed:
+        logs.event("reclaimed", jobId=job_id)
+    failed = 0
+    for job_id in result.dead:  # stalled too often: its consumers kept dying
+        job = deps.jobs.get(job_id)
+        if job is None or job.status not in ("queued", "processing"):
+            continue
+        if deps.jobs.fail(job_id, job.lease_token, STALLED, STALLED_MESSAGE, final=True):
+            failed += 1
+            logs.event("failed", jobId=job_id, attempt=job.attempts, code=STALLED)
+    reconciled = reconcile(deps.jobs, deps.queue, min_age_s)
+    for job_id in reconciled.enqueued:
+        logs.event("requeued", jobId=job_id)
+    for job_id in reconciled.failed:
+        logs.event("failed", jobId=job_id, code="reconciled")
+    return SweepReport(
+        promoted=len(result.promoted),
+        reclaimed=len(result.reclaimed),
+        dead=len(result.dead),
+        requeued=len(reconciled.enqueued),
+        failed=failed + len(reconciled.failed),
+    )
+
+
+# --- Lambda entry points -------------------------------------------------------------
+
+
+def run_lambda(deps: Deps, context: Any, trigger: str) -> dict[str, Any]:
+    """The consumer function's body: sweep, then drain while the Lambda has time."""
+    deps.check_server_once()
+    request_id = getattr(context, "aws_request_id", None) or f"{os.getpid()}"
+    me = f"lambda:{request_id}"
+    report = None
+    try:
+        report = sweep(deps)
+    except Exception as exc:  # a failing sweep must not stop the jobs already queued
+        logs.event("sweep_error", consumer=me, error=_describe(exc))
+    result = drain(
+        deps,
+        me,
+        context.get_remaining_time_in_millis,
+        margin_ms=LAMBDA_MARGIN_MS,
+    )
+    logs.event("drained", consumer=me, trigger=trigger, **result.to_dict())
+    return {"sweep": report.to_dict() if report else None, "drain": result.to_dict()}

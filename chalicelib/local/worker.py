@@ -1,0 +1,111 @@
+"""A long-running consumer process (`soundcheck worker`): the Lambda consumer's loop, forever.
+
+It blocks in `Queue.wait_for_job`, so an enqueue wakes it at once (the local
+stack's "invoker" is the queue itself). SIGTERM or SIGINT lets the current job
+finish, then exits; a second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from chalicelib import consumer, logs
+from chalicelib.deps import Deps, redis_url_hash
+from chalicelib.local.processes import die_with_parent
+
+IDLE_WAIT_S = 1.0  # how often an idle worker checks for a stop request
+ERROR_BACKOFF_S = 1.0
+
+
+def run(
+    deps: Deps,
+    stop: threading.Event,
+    *,
+    consumer_id: str | None = None,
+    sweep_seconds: float | None = None,
+) -> None:
+    """Drain, wait for work, repeat until `stop` is set; sweep every `sweep_seconds` if given."""
+    me = consumer_id or consumer.consumer_id()
+    server = deps.queue.check_server()
+    logs.event(
+        "worker_started",
+        consumer=me,
+        queue=deps.settings.queue_name,
+        redisUrlHash=redis_url_hash(deps.settings.require("redis_url")),
+        redisRunId=server["run_id"],
+        sweepSeconds=sweep_seconds,
+    )
+    next_sweep = time.monotonic()
+    while not stop.is_set():
+        if sweep_seconds and time.monotonic() >= next_sweep:
+            try:
+                consumer.sweep(deps)
+            except Exception as exc:
+                logs.event("sweep_error", consumer=me, error=f"{type(exc).__name__}: {exc}")
+            next_sweep = time.monotonic() + sweep_seconds
+        result = consumer.drain(deps, me, consumer.forever, should_stop=stop.is_set)
+        if stop.is_set():
+            break
+        if result.stopped == "claim_error":
+            stop.wait(ERROR_BACKOFF_S)
+            continue
+        wait = IDLE_WAIT_S
+        if sweep_seconds:
+            wait = min(wait, max(next_sweep - time.monotonic(), 0.01))
+        try:
+            deps.queue.wait_for_job(wait)
+        except Exception as exc:
+            logs.event("wait_error", consumer=me, error=f"{type(exc).__name__}: {exc}")
+            stop.wait(ERROR_BACKOFF_S)
+    logs.event("worker_stopped", consumer=me)
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    """First SIGTERM/SIGINT: finish the current job and exit. Second: exit now."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise SystemExit(128 + signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="soundcheck worker", description=__doc__)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-sweep",
+        action="store_true",
+        help="do not run the sweeper here (the local stack runs its own)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """`soundcheck worker`: one consumer process until stopped."""
+    from chalicelib import settings
+
+    die_with_parent()
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    current = settings.get()
+    deps = Deps.from_settings(current)
+    try:
+        run(deps, stop, sweep_seconds=None if args.no_sweep else current.sweep_seconds)
+    finally:
+        deps.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parser().parse_args()))
