@@ -47,6 +47,13 @@ def connect(url: str, schema: str = "public", timeout: float = 10.0) -> pg8000.n
         raise ValueError(f"schema must be a lower-case identifier, got {schema!r}")
     conn = pg8000.native.Connection(timeout=timeout, **connect_kwargs(url))  # type: ignore[arg-type]
     if schema != "public":
-        conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        try:
+            conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        except pg8000.native.DatabaseError as exc:
+            # Two processes creating the schema at once: IF NOT EXISTS is not atomic
+            # and the loser gets a unique violation; the schema exists either way.
+            if not (exc.args and isinstance(exc.args[0], dict) and exc.args[0].get("C") == "23505"):
+                conn.close()
+                raise
         conn.run(f'SET search_path TO "{schema}"')
     return conn

@@ -263,7 +263,8 @@ class JobStore:
                 rows = conn.run(sql, **params)
                 names = [c["name"] for c in conn.columns or []]
                 return [dict(zip(names, row, strict=True)) for row in rows or ()]
-            except pg8000.exceptions.InterfaceError:
+            except (pg8000.exceptions.InterfaceError, OSError):
+                # pg8000 reports a broken socket as either, depending on where it broke.
                 self._discard()
                 if attempt == 2:
                     raise
