@@ -49,6 +49,8 @@ class Settings:
     min_sample_rate: int = 8_000
     max_sample_rate: int = 384_000
     log_level: str = "INFO"
+    metrics_namespace: str = "soundcheck"
+    ssm_path: str | None = None
 
     def require(self, name: str) -> str:
         """The value of an optional string setting that this code path cannot do without."""
@@ -82,6 +84,8 @@ _ENV_NAMES: dict[str, str] = {
     "min_sample_rate": "SOUNDCHECK_MIN_SAMPLE_RATE",
     "max_sample_rate": "SOUNDCHECK_MAX_SAMPLE_RATE",
     "log_level": "SOUNDCHECK_LOG_LEVEL",
+    "metrics_namespace": "SOUNDCHECK_METRICS_NAMESPACE",
+    "ssm_path": "SOUNDCHECK_SSM_PATH",
 }
 assert set(_ENV_NAMES) == {f.name for f in fields(Settings)}
 
@@ -166,12 +170,59 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "min_sample_rate": _positive(int),
     "max_sample_rate": _positive(int),
     "log_level": _one_of(*_LOG_LEVELS),
+    "metrics_namespace": _matching(
+        re.compile(r"^(?!AWS/)[A-Za-z0-9_.\-/#: ]{1,255}$"), "a CloudWatch namespace"
+    ),
+    "ssm_path": _matching(re.compile(r"^(/[A-Za-z0-9_.-]+)+/?$"), "an SSM path like /app/prod"),
 }
+
+
+def _shown(name: str, raw: str) -> str:
+    """A value fit for an error message: no secrets, no URL passwords."""
+    if "KEY" in name or "SECRET" in name:
+        return "<hidden>"
+    return repr(re.sub(r"(://[^:/@]*:)[^@]*@", r"\1<hidden>@", raw))
+
+
+def with_ssm_parameters(env: Mapping[str, str]) -> Mapping[str, str]:
+    """`env` plus the settings stored in SSM Parameter Store under SOUNDCHECK_SSM_PATH.
+
+    On AWS the secrets (REDIS_URL and DATABASE_URL carry passwords) live there as
+    SecureString parameters named like the variables, e.g. /soundcheck/prod/REDIS_URL:
+    the Lambda configuration and the CloudFormation template hold only the path.
+    A variable set in the environment wins over its parameter. One API call per cold
+    start; boto3 is imported only when a path is set.
+    """
+    path = env.get("SOUNDCHECK_SSM_PATH", "").strip()
+    if not path:
+        return env
+    try:
+        path = str(_PARSERS["ssm_path"](path)).rstrip("/")
+    except ValueError as exc:
+        raise SettingsError(f"SOUNDCHECK_SSM_PATH={path!r} is invalid: {exc}") from None
+    try:
+        import boto3
+
+        pages = boto3.client("ssm").get_paginator("get_parameters_by_path")
+        stored = {
+            p["Name"].rsplit("/", 1)[-1]: p["Value"]
+            for page in pages.paginate(Path=path, Recursive=False, WithDecryption=True)
+            for p in page["Parameters"]
+        }
+    except Exception as exc:  # no network, no permission, no region...
+        raise SettingsError(
+            f"cannot read settings from SSM under SOUNDCHECK_SSM_PATH={path!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    unknown = sorted(set(stored) - set(_ENV_NAMES.values()))
+    if unknown:
+        raise SettingsError(f"SSM parameters under {path} name no setting: {', '.join(unknown)}")
+    return {**stored, **{k: v for k, v in env.items() if v.strip()}}
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from an environment mapping; raise SettingsError naming the culprit."""
-    env = os.environ if environ is None else environ
+    env = with_ssm_parameters(os.environ if environ is None else environ)
     values: dict[str, object] = {}
     for attribute, name in _ENV_NAMES.items():
         raw = env.get(name, "").strip()
@@ -181,8 +232,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[attribute] = parser(raw)
         except ValueError as exc:
-            shown = "<hidden>" if "KEY" in name or "SECRET" in name else repr(raw)
-            raise SettingsError(f"{name}={shown} is invalid: {exc}") from None
+            raise SettingsError(f"{name}={_shown(name, raw)} is invalid: {exc}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.min_sample_rate > settings.max_sample_rate:
         raise SettingsError(
