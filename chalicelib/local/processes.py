@@ -62,7 +62,7 @@ class Supervisor:
         # A session of its own: a terminal's Ctrl-C reaches only the supervisor,
         # which then stops children in order instead of all dying at once.
         child.process = subprocess.Popen(child.argv, env=child.env, start_new_session=True)
-        logs.event("process_started", name=child.name, pid=child.process.pid)
+        logs.event("process_started", process=child.name, pid=child.process.pid)
 
     def poll(self) -> list[Child]:
         """Restart children that died (with a backoff if they keep dying); return them."""
@@ -79,7 +79,7 @@ class Supervisor:
                 delay = RESTART_BACKOFF_S[min(len(child.deaths) - 1, len(RESTART_BACKOFF_S) - 1)]
                 child.next_start = now + delay
                 logs.event(
-                    "process_exited", name=child.name, pid=child.pid, code=code, restartIn=delay
+                    "process_exited", process=child.name, pid=child.pid, code=code, restartIn=delay
                 )
             if now >= child.next_start:
                 child.next_start = 0.0
@@ -102,7 +102,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 _signal(child, signal.SIGKILL)
                 child.process.wait()
-                logs.event("process_killed", name=child.name, pid=child.pid)
+                logs.event("process_killed", process=child.name, pid=child.pid)
 
 
 def _signal(child: Child, signum: int) -> None:

@@ -10,6 +10,7 @@ under `.soundcheck/`. A state file tells other commands (`soundcheck submit`,
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -21,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
+
+from chalice.local import ChaliceRequestHandler
 
 from chalicelib import consumer, logs
 from chalicelib import deps as deps_module
@@ -85,6 +88,11 @@ def load_app(project_dir: Path) -> ModuleType:
     return module
 
 
+class _QuietHandler(ChaliceRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 class LocalStack:
     """Start with `start()`, block in `serve()` until `request_stop()`, then `close()`."""
 
@@ -142,6 +150,10 @@ class LocalStack:
         module = load_app(self.options.project_dir)
         config = Config.create(chalice_stage="dev", app_name=module.app.app_name, lambda_timeout=30)
         self._server = create_local_server(module.app, config, self.options.host, self.options.port)
+        # One JSON object per log line: drop http.server's access log on stderr.
+        self._server.server.RequestHandlerClass = functools.partial(
+            _QuietHandler, app_object=module.app, config=config
+        )
         host, port = self._server.server.server_address[:2]
         url = f"http://{host}:{port}"
         os.environ.setdefault("SOUNDCHECK_PUBLIC_URL", url)

@@ -1,0 +1,181 @@
+"""The pipeline's commands: dev, worker, submit, status, queue stats, migrate, demo.
+
+`add_commands(subparsers)` registers them on the `soundcheck` command's argparse
+subparsers (chalicelib/cli.py); `python -m chalicelib.cli_stack` runs them alone.
+Every command sets `func(args) -> int` (the exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from chalicelib.local.stack import StackOptions, run
+
+    if args.consumers < 0:
+        print("soundcheck dev: --consumers must be 0 or more", file=sys.stderr)
+        return 2
+    options = StackOptions(
+        host=args.host, port=args.port, consumers=args.consumers, data_dir=Path(args.data_dir)
+    )
+    return run(options)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from chalicelib.local import worker
+
+    return worker.main(args)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from chalicelib.local import submit
+
+    for path in (args.file, args.reference):
+        if path is not None and not path.is_file():
+            print(f"soundcheck submit: no such file: {path}", file=sys.stderr)
+            return 2
+    return submit.run(
+        args.file,
+        api=args.api,
+        api_key=None,
+        genre=args.genre,
+        reference=args.reference,
+        as_json=args.json,
+        timeout=args.timeout,
+    )
+
+
+def _status(args: argparse.Namespace) -> int:
+    from chalicelib.local import submit
+
+    return submit.status(args.job_id, api=args.api, api_key=None, as_json=args.json)
+
+
+def _queue_stats(args: argparse.Namespace) -> int:
+    """Straight from Redis/Postgres when REDIS_URL is set, else through the dev stack's API."""
+    from chalicelib import settings
+
+    current = settings.get()
+    stats: dict[str, Any]
+    if current.redis_url:
+        from chalicelib.deps import redis_client
+        from chalicelib.queue import Queue
+
+        stats = {"queue": Queue.from_settings(redis_client(current.redis_url), current).stats()}
+        if current.database_url:
+            from chalicelib.jobs import JobStore
+
+            stats["jobs"] = JobStore.from_settings(current).counts()
+    else:
+        from chalicelib.client import Client, ClientError
+        from chalicelib.local.submit import resolve
+
+        url, key = resolve(args.api, None)
+        try:
+            stats = Client(url, key).request("GET", "/api/queue/stats")[1]
+        except ClientError as exc:
+            print(f"soundcheck queue stats: {exc}", file=sys.stderr)
+            return 2
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from chalicelib import settings
+    from chalicelib.jobs import JobStore
+
+    store = JobStore.from_settings(settings.get())
+    applied = store.migrate()
+    print("applied: " + ", ".join(applied) if applied else "up to date")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from chalicelib.local import demo
+
+    return demo.run(args.file, genre=args.genre, as_json=args.json)
+
+
+def _demo_track(args: argparse.Namespace) -> int:
+    from chalicelib.local.demo import write_demo_track
+
+    print(write_demo_track(args.out, seconds=args.seconds))
+    return 0
+
+
+def add_commands(subparsers: Any) -> None:
+    """Register the pipeline's commands on an argparse subparsers object."""
+    p = subparsers.add_parser("dev", help="run the local stack: API, consumers, sweeper")
+    p.add_argument("--port", type=int, default=8000, help="API port (0: any free port)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--consumers", type=int, default=2, help="consumer processes (0 allowed)")
+    p.add_argument("--data-dir", default=".soundcheck", help="embedded servers' data and state")
+    p.set_defaults(func=_dev)
+
+    from chalicelib.local.worker import add_arguments
+
+    p = subparsers.add_parser("worker", help="run one consumer process until stopped")
+    add_arguments(p)
+    p.set_defaults(func=_worker)
+
+    p = subparsers.add_parser("submit", help="analyse a file through the HTTP API")
+    p.add_argument("file", type=Path)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--genre", help="compare with this genre's targets")
+    group.add_argument("--reference", type=Path, help="compare with this reference track")
+    p.add_argument("--api", help="API base URL (default: the running `soundcheck dev`)")
+    p.add_argument("--json", action="store_true", help="print the raw result as JSON")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the job")
+    p.set_defaults(func=_submit)
+
+    p = subparsers.add_parser("status", help="show a job")
+    p.add_argument("job_id")
+    p.add_argument("--api")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_status)
+
+    p = subparsers.add_parser("queue", help="queue commands")
+    queue_commands = p.add_subparsers(dest="queue_command", required=True)
+    stats = queue_commands.add_parser("stats", help="counts per state, oldest wait, consumers")
+    stats.add_argument("--api")
+    stats.set_defaults(func=_queue_stats)
+
+    p = subparsers.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
+    p.set_defaults(func=_migrate)
+
+    p = subparsers.add_parser("demo", help="start the stack, analyse one track, stop")
+    p.add_argument("file", nargs="?", type=Path, help="a track (default: a synthetic mix)")
+    p.add_argument("--genre")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_demo)
+
+    p = subparsers.add_parser("demo-track", help="write the demo's synthetic mix to a WAV")
+    p.add_argument("out", type=Path)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.set_defaults(func=_demo_track)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed command; a bad setting is a one-line message, not a traceback."""
+    from chalicelib.settings import SettingsError
+
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"soundcheck {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="soundcheck")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
