@@ -223,6 +223,7 @@ def analyze() -> Response:
     if created:
         _enqueue_and_wake(d, job, "submit")
         logs.event("submitted", jobId=job.id, owner=owner, mode=job.mode, genre=job.genre)
+        logs.job_metrics("submitted", queue=d.settings.queue_name, jobId=job.id)
     return _accepted(d, job)
 
 

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -211,6 +212,33 @@ def _reference(deps: Deps, job: Job, token: int) -> dict[str, Any] | None:
     return result
 
 
+@dataclass
+class _Journal:
+    """The log lines and metrics of one delivery: every event names job, attempt, token."""
+
+    deps: Deps
+    claim: Claim
+    consumer: str
+    started: float
+
+    def __call__(self, name: str, *, code: str | None = None, **fields: Any) -> None:
+        base = {"jobId": self.claim.job_id, "attempt": self.claim.attempt}
+        extra = {"code": code} if code is not None else {}
+        logs.event(name, **base, token=self.claim.token, consumer=self.consumer, **extra, **fields)
+        duration = fields.get("durationMs")
+        logs.job_metrics(
+            name,
+            queue=self.deps.settings.queue_name,
+            duration_ms=duration,
+            wait_ms=fields.get("waitMs"),
+            code=code,
+            **base,
+        )
+
+    def elapsed_ms(self) -> float:
+        return _ms(self.started)
+
+
 def process_claim(
     deps: Deps,
     claim: Claim,
@@ -218,66 +246,62 @@ def process_claim(
     analyse: Callable[[Deps, Path, Job, dict[str, Any] | None], dict[str, Any]] = _analyse,
 ) -> Outcome:
     """Run one claimed job to its end. Never raises: every failure becomes an outcome."""
-    started = time.monotonic()
-    fields = {"jobId": claim.job_id, "attempt": claim.attempt, "token": claim.token}
+    journal = _Journal(deps, claim, consumer, time.monotonic())
     lease_ms = int(deps.settings.lease_seconds * 1000)
     try:
         job = deps.jobs.start(claim.job_id, claim.token, claim.attempt)
         if job is None:
             # Finished already, or a newer claim owns it: drop this delivery.
-            logs.event("fenced", **fields, consumer=consumer, stage="start")
+            journal("fenced", stage="start")
             _quietly(deps.queue.ack, claim.job_id, claim.token)
             return "fenced"
-        logs.event("claimed", **fields, consumer=consumer, mode=job.mode, genre=job.genre)
+        waited = (datetime.now(UTC) - job.created_at).total_seconds() * 1000
+        journal("claimed", mode=job.mode, genre=job.genre, waitMs=round(waited, 1))
         with LeaseKeeper(deps, claim, lease_ms) as keeper:
             reference = _reference(deps, job, claim.token)
             with _downloaded(deps, job.file_key, "input") as path:
                 deps.jobs.set_progress(job.id, claim.token, 50 if reference else 10)
                 result = analyse(deps, path, job, reference)
         if keeper.lost:
-            logs.event("fenced", **fields, consumer=consumer, stage="lease_lost")
+            journal("fenced", stage="lease_lost")
             return "lost"
         if not deps.jobs.complete(job.id, claim.token, result):
-            logs.event("fenced", **fields, consumer=consumer, stage="complete")
+            journal("fenced", stage="complete")
             _quietly(deps.queue.ack, claim.job_id, claim.token)
             return "fenced"
         _quietly(deps.queue.ack, claim.job_id, claim.token)
-        logs.event("completed", **fields, consumer=consumer, durationMs=_ms(started))
+        journal("completed", durationMs=journal.elapsed_ms())
         return "completed"
     except Exception as exc:
-        return _fail(deps, claim, consumer, exc, started)
+        return _fail(deps, claim, journal, exc)
 
 
-def _fail(deps: Deps, claim: Claim, consumer: str, exc: Exception, started: float) -> Outcome:
+def _fail(deps: Deps, claim: Claim, journal: _Journal, exc: Exception) -> Outcome:
     code, message, retryable = classify(exc)
-    fields = {"jobId": claim.job_id, "attempt": claim.attempt, "token": claim.token}
     outcome = None
     try:
         outcome = deps.queue.fail(claim.job_id, claim.token, f"{code}: {message}", retryable)
     except Exception as queue_exc:  # Redis is down: the lease expires, the sweeper retries
-        logs.event("queue_fail_error", **fields, error=_describe(queue_exc))
+        logs.event("queue_fail_error", jobId=claim.job_id, error=_describe(queue_exc))
     if outcome is not None and outcome.state == "stale":
-        logs.event("fenced", **fields, consumer=consumer, stage="fail", code=code)
+        journal("fenced", stage="fail", code=code)
         return "lost"
     final = not retryable or (outcome is not None and outcome.state == "dead")
     try:
         written = deps.jobs.fail(claim.job_id, claim.token, code, message, final=final)
     except Exception as db_exc:  # Postgres is down: reconcile and the retry fix it later
-        logs.event("job_fail_error", **fields, error=_describe(db_exc))
+        logs.event("job_fail_error", jobId=claim.job_id, error=_describe(db_exc))
         written = True
     if not written:
-        logs.event("fenced", **fields, consumer=consumer, stage="fail", code=code)
+        journal("fenced", stage="fail", code=code)
         return "fenced"
-    event = "failed" if final else "retried"
-    retry_at = outcome.retry_at_ms if outcome is not None else None
-    logs.event(
-        event,
-        **fields,
-        consumer=consumer,
+    retry_at = outcome.retry_at_ms if outcome is not None and not final else None
+    journal(
+        "failed" if final else "retried",
         code=code,
         message=message,
         retryAtMs=retry_at,
-        durationMs=_ms(started),
+        durationMs=journal.elapsed_ms(),
     )
     return "failed" if final else "retried"
 
@@ -365,8 +389,10 @@ def sweep(deps: Deps, min_age_s: float = RECONCILE_MIN_AGE_S) -> SweepReport:
     too, and a job the queue gave up on is failed (`chalicelib.reconcile.plan`).
     """
     result = deps.queue.sweep()
+    queue_name = deps.settings.queue_name
     for job_id in result.reclaimed:
         logs.event("reclaimed", jobId=job_id)
+        logs.job_metrics("reclaimed", queue=queue_name, jobId=job_id)
     failed = 0
     for job_id in result.dead:  # stalled too often: its consumers kept dying
         job = deps.jobs.get(job_id)
@@ -375,11 +401,13 @@ def sweep(deps: Deps, min_age_s: float = RECONCILE_MIN_AGE_S) -> SweepReport:
         if deps.jobs.fail(job_id, job.lease_token, STALLED, STALLED_MESSAGE, final=True):
             failed += 1
             logs.event("failed", jobId=job_id, attempt=job.attempts, code=STALLED)
+            logs.job_metrics("failed", queue=queue_name, code=STALLED, jobId=job_id)
     reconciled = reconcile(deps.jobs, deps.queue, min_age_s)
     for job_id in reconciled.enqueued:
         logs.event("requeued", jobId=job_id)
     for job_id in reconciled.failed:
         logs.event("failed", jobId=job_id, code="reconciled")
+        logs.job_metrics("failed", queue=queue_name, code="reconciled", jobId=job_id)
     return SweepReport(
         promoted=len(result.promoted),
         reclaimed=len(result.reclaimed),
@@ -402,6 +430,11 @@ def run_lambda(deps: Deps, context: Any, trigger: str) -> dict[str, Any]:
         report = sweep(deps)
     except Exception as exc:  # a failing sweep must not stop the jobs already queued
         logs.event("sweep_error", consumer=me, error=_describe(exc))
+    if trigger == "schedule":  # the once-a-minute heartbeat the alarms watch
+        try:
+            logs.queue_metrics(deps.queue.stats())
+        except Exception as exc:
+            logs.event("stats_error", consumer=me, error=_describe(exc))
     result = drain(
         deps,
         me,
