@@ -217,8 +217,10 @@ class JobStore:
 
     Thread-safe: `chalice local` serves requests from several threads, so each
     thread gets its own connection. A dropped connection (Postgres restarted, a
-    managed database's idle timeout) is reopened once and the statement re-run;
-    every statement here is safe to re-run.
+    managed database's idle timeout) is reopened once and the statement re-run.
+    Re-running never does harm: `create` inserts an id made here (so a re-run finds
+    its own row), and the fenced writes at worst report False for a write that did
+    land, which the consumer treats like a lost lease and the sweeper repairs.
     """
 
     def __init__(self, database_url: str, schema: str = "public", *, timeout: float = 10.0):

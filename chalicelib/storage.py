@@ -276,7 +276,7 @@ def local_secret(root: Path) -> bytes:
     """
     path = Path(root) / SECRET_FILE
     try:
-        return bytes.fromhex(path.read_text().strip())
+        return _read_secret(path)
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,7 +289,18 @@ def local_secret(root: Path) -> bytes:
         pass
     finally:
         os.unlink(tmp)
-    return bytes.fromhex(path.read_text().strip())
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> bytes:
+    text = path.read_text().strip()
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise ValueError(f"{path} is not an upload secret (64 hex digits); delete it to make one")
+    return secret
 
 
 # --- S3 -------------------------------------------------------------------------------

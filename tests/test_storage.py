@@ -252,6 +252,10 @@ def test_local_secret_is_made_once_and_private(tmp_path: Path) -> None:
     mode = stat.S_IMODE(os.stat(tmp_path / "store" / ".upload-secret").st_mode)
     assert mode & 0o077 == 0
     assert local_secret(tmp_path / "elsewhere") != first
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / ".upload-secret").write_text("not hex")
+    with pytest.raises(ValueError, match="delete it"):
+        local_secret(tmp_path / "broken")
 
 
 def test_storage_from_settings(tmp_path: Path) -> None:
