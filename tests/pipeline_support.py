@@ -1,0 +1,133 @@
+"""Helpers shared by the pipeline's tests (API, consumer, local stack): real services only."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+
+from chalicelib.db import connect
+from chalicelib.deps import Deps
+from chalicelib.jobs import JobStore
+from chalicelib.queue import Queue
+from chalicelib.settings import Settings, load
+from chalicelib.storage import new_key
+
+UPLOAD_SECRET = "test-upload-secret-0123456789abcdef"
+
+
+def service_env(
+    redis_url: str,
+    database_url: str,
+    schema: str,
+    queue_name: str,
+    storage_dir: Path,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of one isolated soundcheck deployment inside a test run."""
+    return {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "SOUNDCHECK_DB_SCHEMA": schema,
+        "QUEUE_NAME": queue_name,
+        "SOUNDCHECK_STORAGE_DIR": str(storage_dir),
+        "SOUNDCHECK_PUBLIC_URL": "http://testserver",
+        "SOUNDCHECK_UPLOAD_SECRET": UPLOAD_SECRET,
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def own_schema(database_url: str) -> Iterator[str]:
+    """A migrated Postgres schema for one test, dropped after.
+
+    Reconcile looks at every unfinished job in the schema, whatever its queue; a
+    test that sweeps must not see (and enqueue) other tests' jobs.
+    """
+    schema = f"sc_t_{uuid.uuid4().hex[:12]}"
+    store = JobStore(database_url, schema)
+    store.migrate()
+    store.close()
+    try:
+        yield schema
+    finally:
+        conn = connect(database_url)
+        try:
+            conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            conn.close()
+
+
+def settings_for(env: dict[str, str]) -> Settings:
+    return load(env)
+
+
+def build_deps(settings: Settings, *, backoff_ms: int | None = None) -> Deps:
+    """Deps from settings; `backoff_ms` shortens retry backoff so retries run within a test."""
+    deps = Deps.from_settings(settings)
+    if backoff_ms is not None:
+        deps.queue = Queue(
+            deps.redis,
+            settings.queue_name,
+            max_attempts=settings.max_attempts,
+            max_stalls=settings.max_stalls,
+            max_in_flight=settings.max_in_flight,
+            backoff_base_ms=backoff_ms,
+            backoff_max_ms=backoff_ms,
+        )
+    return deps
+
+
+def closed_port() -> int:
+    """A localhost TCP port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wav_bytes(
+    seconds: float = 1.0, sample_rate: int = 44_100, channels: int = 2, amplitude: float = 0.3
+) -> bytes:
+    """A short tone mix as WAV bytes (real audio for the real analysis)."""
+    t = np.arange(int(seconds * sample_rate), dtype=np.float32) / sample_rate
+    tone = amplitude * (np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 1760 * t)) / 1.5
+    frames = np.stack([tone * (1.0 - 0.1 * c) for c in range(channels)], axis=1)
+    out = io.BytesIO()
+    soundfile.write(out, frames, sample_rate, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+def put_upload(deps: Deps, owner: str, data: bytes, name: str = "mix.wav") -> str:
+    """Store bytes where an upload by `owner` would land; return the key."""
+    key = new_key(deps.settings.storage_prefix, owner, name)
+    deps.storage.put_bytes(key, data)
+    return key
+
+
+def new_owner() -> str:
+    return f"owner-{uuid.uuid4().hex[:10]}"
+
+
+def json_body(response: Any) -> dict[str, Any]:
+    return json.loads(response.body)
+
+
+def log_events(text: str) -> list[dict[str, Any]]:
+    """The JSON log lines in captured output."""
+    events = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+    return events
