@@ -271,10 +271,10 @@ def queue_stats() -> dict[str, Any]:
 @app.lambda_function(name="consumer")
 def consumer(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Drains the queue; woken by the API after a submit (async invoke)."""
-    return consuming.run_lambda(deps.get(), context, trigger="invoke")
+    return consuming.run_consumer(deps.get(), context)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweeper")
 def sweeper(event: Any) -> dict[str, Any]:
-    """Every minute: promote delayed jobs, reclaim expired leases, reconcile, then drain."""
-    return consuming.run_lambda(deps.get(), event.context, trigger="schedule")
+    """Every minute: promote delayed jobs, reclaim expired leases, reconcile, wake consumers."""
+    return consuming.run_sweeper(deps.get(), event.context)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chalicelib import logs
+from chalicelib import logs, wake
 from chalicelib.reconcile import STALLED, STALLED_MESSAGE, reconcile
 from chalicelib.storage import require_object
 
@@ -420,26 +420,49 @@ def sweep(deps: Deps, min_age_s: float = RECONCILE_MIN_AGE_S) -> SweepReport:
 # --- Lambda entry points -------------------------------------------------------------
 
 
-def run_lambda(deps: Deps, context: Any, trigger: str) -> dict[str, Any]:
-    """The consumer function's body: sweep, then drain while the Lambda has time."""
-    deps.check_server_once()
-    request_id = getattr(context, "aws_request_id", None) or f"{os.getpid()}"
-    me = f"lambda:{request_id}"
-    report = None
+def _sweep_logged(deps: Deps, me: str) -> SweepReport | None:
     try:
-        report = sweep(deps)
+        return sweep(deps)
     except Exception as exc:  # a failing sweep must not stop the jobs already queued
         logs.event("sweep_error", consumer=me, error=_describe(exc))
-    if trigger == "schedule":  # the once-a-minute heartbeat the alarms watch
-        try:
-            logs.queue_metrics(deps.queue.stats())
-        except Exception as exc:
-            logs.event("stats_error", consumer=me, error=_describe(exc))
-    result = drain(
-        deps,
-        me,
-        context.get_remaining_time_in_millis,
-        margin_ms=LAMBDA_MARGIN_MS,
-    )
-    logs.event("drained", consumer=me, trigger=trigger, **result.to_dict())
+        return None
+
+
+def run_consumer(deps: Deps, context: Any) -> dict[str, Any]:
+    """The consumer function (woken by a submit): sweep, then drain while time is left."""
+    deps.check_server_once()
+    me = f"lambda:{getattr(context, 'aws_request_id', None) or os.getpid()}"
+    report = _sweep_logged(deps, me)
+    result = drain(deps, me, context.get_remaining_time_in_millis, margin_ms=LAMBDA_MARGIN_MS)
+    logs.event("drained", consumer=me, trigger="invoke", **result.to_dict())
     return {"sweep": report.to_dict() if report else None, "drain": result.to_dict()}
+
+
+def run_sweeper(deps: Deps, context: Any) -> dict[str, Any]:
+    """The scheduled function, every minute: sweep, publish the queue gauges, wake consumers.
+
+    The sweeper Lambda is small and short-lived (no analysis layer, a 60 s timeout),
+    so it hands waiting work to the consumer function (one wake per waiting job, at
+    most SOUNDCHECK_MAX_IN_FLIGHT or 1). Deployed without a consumer function, it
+    drains in place while its time allows.
+    """
+    deps.check_server_once()
+    me = f"sweeper:{getattr(context, 'aws_request_id', None) or os.getpid()}"
+    report = _sweep_logged(deps, me)
+    stats = deps.queue.stats()
+    logs.queue_metrics(stats)  # the once-a-minute heartbeat the alarms watch
+    woke: list[str] = []
+    result = DrainResult(stopped="skipped")
+    function = deps.settings.consumer_function_name
+    if stats["waiting"] and function:
+        for _ in range(min(int(stats["waiting"]), deps.settings.max_in_flight or 1)):
+            woke.append(wake.wake(function, "schedule"))
+    elif stats["waiting"]:
+        result = drain(deps, me, context.get_remaining_time_in_millis, margin_ms=LAMBDA_MARGIN_MS)
+    logs.event("drained", consumer=me, trigger="schedule", woke=len(woke), **result.to_dict())
+    return {
+        "sweep": report.to_dict() if report else None,
+        "waiting": stats["waiting"],
+        "woke": woke,
+        "drain": result.to_dict(),
+    }
