@@ -56,5 +56,17 @@ bench-import: $(STAMP)
 layer: $(STAMP)
 	$(BIN)/python layers/build.py
 
+# CloudFormation (SAM) and Terraform for each stage, under $(OUT)/<stage>/; no AWS
+# account needed. The merge template names the functions as `chalice deploy` does.
+OUT ?= out
+STAGES ?= dev prod
 package: $(STAMP)
-	@echo "make package: not yet (issue 5)"
+	@set -e; export AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}; \
+	for stage in $(STAGES); do \
+		rm -rf $(OUT)/$$stage; \
+		$(BIN)/chalice package --stage $$stage --merge-template .chalice/merge-$$stage.json \
+			$(OUT)/$$stage/cloudformation; \
+		$(BIN)/chalice package --stage $$stage --pkg-format terraform $(OUT)/$$stage/terraform; \
+		cp .chalice/terraform-override-$$stage.tf.json $(OUT)/$$stage/terraform/chalice_override.tf.json; \
+	done; \
+	ls -l $(OUT)/*/*/*

@@ -1,0 +1,256 @@
+"""`make package` offline: what CloudFormation and Terraform would deploy.
+
+Runs the real `make package` (chalice package, both stages, both formats) once for
+the module, then reads the generated templates: functions, memory and timeouts,
+the schedule, the layer on the consumer only, reserved concurrency, VPC, roles,
+and that no secret is inlined anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_package_config import (
+    ROOT,
+    STAGES,
+    function_env,
+    function_setting,
+    policy,
+)
+
+SECRET_VARIABLES = {"REDIS_URL", "DATABASE_URL", "SOUNDCHECK_API_KEY", "SOUNDCHECK_UPLOAD_SECRET"}
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|API_?KEY|CREDENTIAL", re.IGNORECASE)
+URL_WITH_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@\"']*:[^\s/@\"']+@", re.IGNORECASE)
+AWS_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
+
+
+def inlined_secrets(node: Any, where: str = "") -> list[str]:
+    """Every place in a template that holds a secret value rather than a reference."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{where}/{key}"
+            if isinstance(value, str) and (key in SECRET_VARIABLES or SECRET_NAME.search(key)):
+                found.append(here)
+            found.extend(inlined_secrets(value, here))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.extend(inlined_secrets(value, f"{where}[{i}]"))
+    elif isinstance(node, str) and (URL_WITH_PASSWORD.search(node) or AWS_ACCESS_KEY.search(node)):
+        found.append(where)
+    return found
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`make package` into a directory of this run's own (the venv is not rebuilt)."""
+    target = tmp_path_factory.mktemp("package")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    done = subprocess.run(
+        ["make", "-s", "-o", ".venv/.installed-stamp", "package", f"OUT={target}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"make package failed:\n{done.stdout}\n{done.stderr}"
+    yield target
+
+
+def sam(out: Path, stage: str) -> dict[str, Any]:
+    return json.loads((out / stage / "cloudformation" / "sam.json").read_text())
+
+
+def terraform(out: Path, stage: str) -> dict[str, Any]:
+    """chalice.tf.json with chalice_override.tf.json applied, as Terraform merges them."""
+    folder = out / stage / "terraform"
+    tf = json.loads((folder / "chalice.tf.json").read_text())
+    override = json.loads((folder / "chalice_override.tf.json").read_text())
+    for kind, resources in override["resource"].items():
+        for name, attributes in resources.items():
+            assert name in tf["resource"][kind], f"override of a missing {kind}.{name}"
+            tf["resource"][kind][name].update(attributes)
+    return tf
+
+
+def sam_functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """FunctionName -> properties of every Lambda function in a SAM template."""
+    return {
+        r["Properties"]["FunctionName"]: r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def names(stage: str) -> tuple[str, str, str]:
+    return f"soundcheck-{stage}", f"soundcheck-{stage}-consumer", f"soundcheck-{stage}-sweeper"
+
+
+# --- the checker itself --------------------------------------------------------------
+
+
+def test_the_secret_checker_finds_planted_secrets() -> None:
+    planted = {
+        "Resources": {
+            "Fn": {
+                "Properties": {
+                    "Environment": {
+                        "Variables": {
+                            "REDIS_URL": "rediss://cache:6380",
+                            "CACHE": "rediss://default:hunter2@cache:6380",
+                            "SOUNDCHECK_API_KEY": "k",
+                            "DB_PASSWORD": "p",
+                            "QUEUE_NAME": "audio",
+                        }
+                    },
+                    "Keys": ["AKIAABCDEFGHIJKLMNOP"],
+                }
+            }
+        }
+    }
+    found = inlined_secrets(planted)
+    assert sorted(found) == sorted(
+        [
+            "/Resources/Fn/Properties/Environment/Variables/REDIS_URL",
+            "/Resources/Fn/Properties/Environment/Variables/CACHE",
+            "/Resources/Fn/Properties/Environment/Variables/SOUNDCHECK_API_KEY",
+            "/Resources/Fn/Properties/Environment/Variables/DB_PASSWORD",
+            "/Resources/Fn/Properties/Keys[0]",
+        ]
+    )
+    assert inlined_secrets({"url": "https://example.com:443/a@b", "ssm": "/soundcheck/prod"}) == []
+
+
+# --- CloudFormation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sam_functions_memory_and_timeouts(out: Path, stage: str) -> None:
+    api, consumer, sweeper = names(stage)
+    functions = sam_functions(sam(out, stage))
+    assert set(functions) == {api, consumer, sweeper}
+    sizes = {name: (f["MemorySize"], f["Timeout"]) for name, f in functions.items()}
+    assert sizes == {api: (256, 10), consumer: (2048, 900), sweeper: (256, 60)}
+    # one runtime for all, the one the analysis layer is built for (layers/build.py)
+    assert len({f["Runtime"] for f in functions.values()}) == 1
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sam_schedule_and_api(out: Path, stage: str) -> None:
+    api, consumer, sweeper = names(stage)
+    functions = sam_functions(sam(out, stage))
+    events = functions[sweeper]["Events"]
+    assert [e["Properties"]["Schedule"] for e in events.values()] == ["rate(1 minute)"]
+    assert "Events" not in functions[consumer] and "Events" not in functions[api]
+    apis = [r for r in sam(out, stage)["Resources"].values() if r["Type"] == "AWS::Serverless::Api"]
+    (rest,) = apis
+    paths = rest["Properties"]["DefinitionBody"]["paths"]
+    assert "/health" in paths
+    assert rest["Properties"]["StageName"] == "api"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sam_layer_on_the_consumer_only(out: Path, stage: str) -> None:
+    api, consumer, sweeper = names(stage)
+    template = sam(out, stage)
+    functions = sam_functions(template)
+    assert functions[consumer]["Layers"] == function_setting(stage, "consumer", "layers")
+    # the layer's compiled wheels are for one Python: the consumer's runtime
+    python = functions[consumer]["Runtime"].replace("python", "py").replace(".", "")
+    assert f"-{python}:" in functions[consumer]["Layers"][0]
+    assert "Layers" not in functions[api] and "Layers" not in functions[sweeper]
+    kinds = {r["Type"] for r in template["Resources"].values()}
+    assert "AWS::Serverless::LayerVersion" not in kinds  # no automatic layer
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sam_concurrency_vpc_and_environment(out: Path, stage: str) -> None:
+    api, consumer, sweeper = names(stage)
+    functions = sam_functions(sam(out, stage))
+    reserved = function_setting(stage, "consumer", "reserved_concurrency")
+    assert functions[consumer]["ReservedConcurrentExecutions"] == reserved
+    assert "ReservedConcurrentExecutions" not in functions[api]
+    subnets = function_setting(stage, "consumer", "subnet_ids")
+    for name, chalice_name in ((api, "api_handler"), (consumer, "consumer"), (sweeper, "sweeper")):
+        props = functions[name]
+        if subnets:
+            assert props["VpcConfig"]["SubnetIds"] == subnets
+        else:
+            assert "VpcConfig" not in props
+        variables = props["Environment"]["Variables"]
+        assert variables == function_env(stage, chalice_name)
+        assert variables["CONSUMER_FUNCTION_NAME"] == consumer
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sam_roles_carry_the_stage_policy(out: Path, stage: str) -> None:
+    template = sam(out, stage)
+    roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert roles
+    for role in roles:
+        (inline,) = role["Properties"]["Policies"]
+        assert inline["PolicyDocument"] == policy(stage)
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_sam_log_groups_have_retention(out: Path, stage: str) -> None:
+    template = sam(out, stage)
+    groups = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(groups) == 3
+    assert {g["Properties"]["RetentionInDays"] for g in groups} == {14 if stage == "dev" else 90}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_secret_is_inlined(out: Path, stage: str) -> None:
+    assert inlined_secrets(sam(out, stage)) == []
+    assert inlined_secrets(terraform(out, stage)) == []
+    assert "Parameters" not in sam(out, stage)  # secrets come from SSM, not template inputs
+
+
+# --- Terraform -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_terraform_matches_the_config(out: Path, stage: str) -> None:
+    api, consumer, sweeper = names(stage)
+    tf = terraform(out, stage)["resource"]
+    functions = {f["function_name"]: f for f in tf["aws_lambda_function"].values()}
+    assert set(functions) == {api, consumer, sweeper}
+    sizes = {n: (f["memory_size"], f["timeout"]) for n, f in functions.items()}
+    assert sizes == {api: (256, 10), consumer: (2048, 900), sweeper: (256, 60)}
+    assert functions[consumer]["layers"] == function_setting(stage, "consumer", "layers")
+    assert not functions[api].get("layers") and not functions[sweeper].get("layers")
+    reserved = function_setting(stage, "consumer", "reserved_concurrency")
+    assert functions[consumer]["reserved_concurrent_executions"] == reserved
+    (rule,) = tf["aws_cloudwatch_event_rule"].values()
+    assert rule["schedule_expression"] == "rate(1 minute)"
+    assert rule["name"] == sweeper  # two stages in one account must not share a rule
+    (target,) = tf["aws_cloudwatch_event_target"].values()
+    assert target["arn"] == "${aws_lambda_function.sweeper.arn}"
+    for f in functions.values():
+        assert f["environment"]["variables"]["CONSUMER_FUNCTION_NAME"] == consumer
+
+
+# --- the deployment package ----------------------------------------------------------
+
+
+def test_deployment_package_is_small_and_holds_no_analysis_stack(out: Path) -> None:
+    with zipfile.ZipFile(out / "prod" / "cloudformation" / "deployment.zip") as z:
+        entries = z.namelist()
+        unzipped = sum(i.file_size for i in z.infolist())
+    tops = {e.split("/", 1)[0] for e in entries}
+    assert {"app.py", "chalicelib", "redis", "pg8000"} <= tops
+    assert not tops & {"numpy", "scipy", "soundfile", "pyloudnorm", "boto3", "botocore"}
+    assert not any(Path(e).name in (".env", ".upload-secret") for e in entries)
+    assert unzipped < 50 * 1024 * 1024  # leaves the consumer ~200 MB for the layer
