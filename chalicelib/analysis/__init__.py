@@ -1,0 +1,85 @@
+"""The analysis engine: measure a track the way mastering engineers do, then score it.
+
+    result = analyze_file("mix.wav", genre="trap")
+    result = analyze(samples, 48000, reference=earlier_result)
+
+Importing this package is cheap: numpy, scipy and soundfile load on the first
+analyze() / analyze_file() call, so the API functions can use AnalysisError,
+Limits and genres() without the analysis layer's cold-start cost.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.analysis import targets as _targets
+from chalicelib.analysis.errors import AnalysisError
+from chalicelib.analysis.limits import Limits
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["AnalysisError", "Limits", "analyze", "analyze_file", "genres"]
+
+
+def genres() -> list[str]:
+    """Available target names: genres and destinations (`genre+destination` also works)."""
+    return _targets.names()
+
+
+def analyze(
+    samples: np.ndarray,
+    sample_rate: int,
+    genre: str | None = None,
+    reference: dict[str, Any] | None = None,
+    *,
+    file_info: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """The full result for samples shaped (frames, channels) or (frames,) for mono.
+
+    With `reference` (an earlier result) the comparison is against it and `genre`
+    is ignored; otherwise against the genre's targets (None: "streaming").
+    Raises AnalysisError (never retryable) for bad input.
+    """
+    from chalicelib.analysis.compare import check_reference, compare
+    from chalicelib.analysis.measure import measure
+
+    _validate_target(genre, reference, check_reference)
+    result = measure(samples, sample_rate, file_info=file_info, limits=limits)
+    result["comparison"] = compare(result, genre, reference)
+    return result
+
+
+def analyze_file(
+    path: str | Path,
+    genre: str | None = None,
+    reference: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """Decode `path` (WAV, FLAC, OGG, MP3, AIFF...) and analyze() it.
+
+    The genre, the reference and the header are checked before any sample is
+    decoded, so bad requests and over-long files fail fast.
+    """
+    from chalicelib.analysis.compare import check_reference
+    from chalicelib.analysis.decode import decode
+
+    _validate_target(genre, reference, check_reference)
+    decoded = decode(path, limits)
+    return analyze(
+        decoded.samples,
+        decoded.sample_rate,
+        genre,
+        reference,
+        file_info=decoded.info,
+        limits=limits,
+    )
+
+
+def _validate_target(genre: str | None, reference: Any, check_reference: Any) -> None:
+    if reference is not None:
+        check_reference(reference)
+    else:
+        _targets.load(genre)

@@ -1,0 +1,132 @@
+"""The `comparison` block: a result against a genre's targets or a reference track.
+
+Both modes produce the same rows (metric, value, target, tolerance, status) and
+use the same scoring; they differ only in where the targets come from. Pure
+Python on the result dict, so a stored result can be re-compared without audio.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.analysis import targets as target_sets
+from chalicelib.analysis.bands import BANDS, LABELS
+from chalicelib.analysis.errors import AnalysisError
+from chalicelib.analysis.score import overall, score_metric
+from chalicelib.analysis.suggest import suggestion
+
+
+@dataclass(frozen=True)
+class Metric:
+    label: str
+    unit: str
+    path: tuple[str, str]  # (block, field) in the result
+
+
+METRICS: dict[str, Metric] = {
+    "integratedLufs": Metric("Integrated loudness", "LUFS", ("loudness", "integratedLufs")),
+    "truePeakDbtp": Metric("True peak", "dBTP", ("peaks", "truePeakDbtp")),
+    "clippedSamples": Metric("Clipped samples", "", ("peaks", "clippedSamples")),
+    "rangeLu": Metric("Loudness range", "LU", ("loudness", "rangeLu")),
+    "plrDb": Metric("Peak-to-loudness ratio", "dB", ("dynamics", "plrDb")),
+    "psrDb": Metric("Peak-to-short-term ratio", "dB", ("dynamics", "psrDb")),
+    "crestFactorDb": Metric("Crest factor", "dB", ("dynamics", "crestFactorDb")),
+    "correlation": Metric("Stereo correlation", "", ("stereo", "correlation")),
+    "widthPercent": Metric("Stereo width", "%", ("stereo", "widthPercent")),
+    "balanceDb": Metric("L/R balance", "dB", ("stereo", "balanceDb")),
+    **{
+        f"band.{name}": Metric(f"Balance {LABELS[name]}", "dB", ("spectrum", name))
+        for name, _, _ in BANDS
+    },
+}
+
+
+def metric_value(result: dict[str, Any], metric: str) -> float | None:
+    """The number a metric compares, from a result; None when it does not exist.
+
+    A band's value is its energy relative to the 20 Hz - 20 kHz total, in dB (its
+    share, on a scale where a tolerance means the same for bass and air).
+    """
+    block, name = METRICS[metric].path
+    section = result.get(block)
+    if not isinstance(section, dict):
+        return None
+    if block == "spectrum":
+        levels = {
+            band.get("name"): band.get("energyDb")
+            for band in section.get("bands") or []
+            if isinstance(band, dict)
+        }
+        present = [v for v in levels.values() if isinstance(v, int | float)]
+        level = levels.get(name)
+        if not isinstance(level, int | float) or not present:
+            return None
+        total = 10.0 * math.log10(sum(10.0 ** (v / 10.0) for v in present))
+        return round(level - total, 2)
+    value = section.get(name)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def compare(
+    result: dict[str, Any], genre: str | None = None, reference: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The comparison block: against `reference` (a result) if given, else a genre."""
+    if reference is not None:
+        check_reference(reference)
+        spec = target_sets.load_reference(reference, metric_value)
+        mode = "reference"
+    else:
+        spec = target_sets.load(genre)
+        mode = "genre"
+    rows, scored, suggestions = [], [], []
+    for metric, target in spec.targets.items():
+        info = METRICS[metric]
+        value = metric_value(result, metric)
+        row: dict[str, Any] = {
+            "metric": metric,
+            "label": info.label,
+            "unit": info.unit,
+            "value": value,
+            "target": target.target,
+            "tolerance": target.tolerance,
+            "kind": target.kind,
+            "status": "unavailable",
+            "score": None,
+        }
+        rows.append(row)
+        if value is None:
+            continue
+        outcome = score_metric(
+            metric, value, target.kind, target.target, target.tolerance, target.falloff
+        )
+        row["status"] = outcome.severity
+        row["score"] = round(outcome.score)
+        scored.append((outcome.score, target.weight))
+        if outcome.severity != "ok":
+            message = suggestion(metric, value, target, outcome, mode)
+            # Most useful first: the score points a fix would win back; peaks
+            # above 0 dBTP lead whatever their weight.
+            urgent = metric == "truePeakDbtp" and value > 0.0
+            impact = float("inf") if urgent else target.weight * (100.0 - outcome.score)
+            item = {"metric": metric, "severity": outcome.severity, "message": message}
+            suggestions.append((item, impact))
+    suggestions.sort(key=lambda pair: -pair[1])
+    return {
+        "mode": mode,
+        "target": spec.name,
+        "targetTitle": spec.title,
+        "score": overall(scored),
+        "metrics": rows,
+        "suggestions": [item for item, _ in suggestions],
+    }
+
+
+def check_reference(reference: Any) -> None:
+    if not isinstance(reference, dict) or not all(
+        isinstance(reference.get(block), dict) for block in ("loudness", "peaks", "dynamics")
+    ):
+        raise AnalysisError(
+            "invalid_reference", "the reference must be an analysis result (a dict with its blocks)"
+        )

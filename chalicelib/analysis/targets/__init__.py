@@ -1,0 +1,167 @@
+"""Target sets: what a genre or a destination expects of a master, read from JSON.
+
+Each `<name>.json` here is one genre (`"kind": "genre"`) or destination
+(`"kind": "destination"`); `_base.json` holds what every mix should do whatever
+its style and is merged under both. A name may combine a genre and a
+destination, `trap+streaming`: the genre's targets with the destination's
+loudness and peak. Every number carries a `why` in its file; README.md there
+explains the sources. Pure Python (json and math): the API imports this module
+to validate genre names without loading numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from chalicelib.analysis.bands import BANDS
+from chalicelib.analysis.errors import AnalysisError
+
+TARGETS_DIR = Path(__file__).parent
+DEFAULT_TARGET = "streaming"
+KINDS = ("range", "max", "min")
+
+# The spectral model (see README.md): energy per octave, in dB, as a function of
+# frequency: flat below KNEE_HZ then sloping by `tilt` dB per octave, plus a bass
+# shelf, a high-pass at `highpassHz` and a gentle roll-off above 16 kHz.
+KNEE_HZ = 200.0
+BASS_SHELF_HZ = 120.0
+ROLL_OFF_HZ = 16000.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """One metric's expectation: `range` is target +- tolerance, `max` and `min` are
+    one-sided (anything below/above target + tolerance is fine)."""
+
+    metric: str
+    kind: str
+    target: float
+    tolerance: float
+    falloff: float  # how far beyond the tolerance the metric's score halves
+    weight: float
+    why: str
+
+
+@dataclass(frozen=True)
+class TargetSet:
+    name: str
+    title: str
+    description: str
+    targets: dict[str, Target]
+
+
+def names() -> list[str]:
+    """Every genre and destination name (combinations `genre+destination` also work)."""
+    return sorted(p.stem for p in TARGETS_DIR.glob("*.json") if not p.stem.startswith("_"))
+
+
+def load(name: str | None) -> TargetSet:
+    """The merged targets for a name: base, then genre, then destination."""
+    name = (name or DEFAULT_TARGET).strip().lower()
+    parts = name.split("+")
+    if len(parts) > 2 or any(p not in names() for p in parts):
+        raise AnalysisError("unknown_genre", f"unknown genre {name!r}; known: {', '.join(names())}")
+    files = [_read(p) for p in parts]
+    kinds = [f["kind"] for f in files]
+    if len(files) == 2 and kinds != ["genre", "destination"]:
+        raise AnalysisError(
+            "unknown_genre", f"{name!r}: combine a genre with a destination, as 'trap+streaming'"
+        )
+    merged: dict[str, Target] = {}
+    for data in [_read("_base"), *files]:
+        merged.update(_targets(data))
+    return TargetSet(
+        name=name,
+        title=" + ".join(f["title"] for f in files),
+        description=" ".join(f["description"] for f in files),
+        targets=merged,
+    )
+
+
+def load_reference(
+    reference: dict[str, Any], value_of: Callable[[dict[str, Any], str], float | None]
+) -> TargetSet:
+    """Targets that are the reference track's own values, with `_reference.json`'s
+    tolerances; metrics the reference lacks (stereo of a mono file) are left out."""
+    data = _read("_reference")
+    specs = dict(data["metrics"])
+    specs.update({f"band.{band}": data["bands"] for band, _, _ in BANDS})
+    found = {}
+    for metric, spec in specs.items():
+        value = value_of(reference, metric)
+        if value is None:
+            continue
+        found[metric] = Target(
+            metric=metric,
+            kind=spec["kind"],
+            target=value,
+            tolerance=float(spec["tolerance"]),
+            falloff=float(spec["falloff"]),
+            weight=float(spec["weight"]),
+            why=spec["why"],
+        )
+    return TargetSet("reference", data["title"], data["description"], found)
+
+
+@cache
+def _read(stem: str) -> dict[str, Any]:
+    with (TARGETS_DIR / f"{stem}.json").open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _targets(data: dict[str, Any]) -> dict[str, Target]:
+    found = {
+        metric: Target(
+            metric=metric,
+            kind=spec.get("kind", "range"),
+            target=float(spec["target"]),
+            tolerance=float(spec.get("tolerance", 0.0)),
+            falloff=float(spec["falloff"]),
+            weight=float(spec.get("weight", 1.0)),
+            why=spec["why"],
+        )
+        for metric, spec in data.get("metrics", {}).items()
+    }
+    model = data.get("spectrum")
+    if model:
+        for band, level in band_levels(
+            model["tiltDbPerOctave"], model["bassDb"], model["highpassHz"]
+        ).items():
+            found[f"band.{band}"] = Target(
+                metric=f"band.{band}",
+                kind="range",
+                target=round(level, 1),
+                tolerance=float(model["tolerance"].get(band, model["tolerance"]["default"])),
+                falloff=float(model["falloff"]),
+                weight=float(model["weight"]),
+                why=model["why"],
+            )
+    return found
+
+
+def band_levels(tilt: float, bass_db: float, highpass_hz: float) -> dict[str, float]:
+    """Each band's share of the 20 Hz - 20 kHz energy, in dB, under the spectral model."""
+
+    def density(f: float) -> float:
+        return (
+            tilt * math.log2(max(f, KNEE_HZ) / KNEE_HZ)
+            + bass_db / (1.0 + (f / BASS_SHELF_HZ) ** 2)
+            - 10.0 * math.log10(1.0 + (highpass_hz / f) ** 4)
+            - 10.0 * math.log10(1.0 + (f / ROLL_OFF_HZ) ** 4)
+        )
+
+    steps = 48  # per octave
+    energy = {}
+    for band, low, high in BANDS:
+        count = round(math.log2(high / low) * steps)
+        energy[band] = sum(
+            10.0 ** (density(low * 2.0 ** ((i + 0.5) / steps)) / 10.0) for i in range(count)
+        )
+    total = sum(energy.values())
+    return {band: 10.0 * math.log10(e / total) for band, e in energy.items()}
