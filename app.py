@@ -206,7 +206,7 @@ def analyze() -> Response:
     owner = _owner(d)
     idempotency_key = api.idempotency_key(app.current_request.headers)
     spec = api.parse_submit(
-        owner, _body(), genres=api.known_genres(), check_key=d.storage.check_key
+        owner, _body(), check_genre=api.genre_name, check_key=d.storage.check_key
     )
     require_object(d.storage, spec.file_key, d.settings.max_upload_bytes)
     if spec.reference_file_key:

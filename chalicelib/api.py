@@ -12,7 +12,6 @@ import re
 import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,8 +26,6 @@ MAX_LIST_LIMIT = 100
 _CONTENT_TYPE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}$"
 )
-_GENRE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_TARGETS_DIR = Path(__file__).parent / "analysis" / "targets"
 SUBMIT_FIELDS = frozenset(
     {"fileKey", "mode", "genre", "referenceFileKey", "referenceJobId", "fileName", "priority"}
 )
@@ -60,6 +57,9 @@ def error_for(exc: BaseException) -> ApiError | None:
     """
     if isinstance(exc, ApiError):
         return exc
+    analysis = sys.modules.get("chalicelib.analysis.errors")
+    if analysis is not None and isinstance(exc, analysis.AnalysisError):
+        return ApiError(400, exc.code, exc.message)
     storage = sys.modules.get("chalicelib.storage")
     if storage is not None and isinstance(exc, storage.StorageError):
         return ApiError(exc.status, exc.code, exc.message)
@@ -163,11 +163,13 @@ def parse_submit(
     owner: str,
     body: Mapping[str, Any],
     *,
-    genres: Collection[str],
+    check_genre: Callable[[str], str],
     check_key: Callable[[str, str], str],
 ) -> JobSpec:
     """POST /api/audio/analyze body -> JobSpec, or ApiError.
 
+    `check_genre(name)` returns the canonical target name or raises (the analysis
+    package's AnalysisError "unknown_genre", a 400; see `genre_name`).
     `check_key(owner, key)` is the store's ownership check (Storage.check_key): it
     returns the normalised key or raises StorageError 400 for a key outside the
     owner's prefix. Whether the object exists is for the route to ask the store.
@@ -194,12 +196,7 @@ def parse_submit(
                 "invalid_field", "referenceFileKey/referenceJobId need mode 'reference'"
             )
         if genre is not None:
-            genre = genre.strip().lower()
-            if genre not in genres:
-                raise bad_request(
-                    "unknown_genre",
-                    f"unknown genre {genre!r}; known: {', '.join(sorted(genres)) or 'none'}",
-                )
+            genre = check_genre(genre)
     else:
         if genre is not None:
             raise bad_request("invalid_field", "genre applies to mode 'genre' only")
@@ -257,10 +254,12 @@ def idempotency_key(headers: Mapping[str, str] | None) -> str | None:
     return value
 
 
-def known_genres(targets_dir: Path = _TARGETS_DIR) -> frozenset[str]:
-    """Genre names, read from the analysis targets without importing numpy.
+def genre_name(name: str) -> str:
+    """The canonical name of a genre target (`trap`, `trap+streaming`), or AnalysisError.
 
-    `chalicelib.analysis.genres()` is the same list but importing the analysis
-    package loads numpy, which the API functions must not do (cold start).
+    The analysis package's targets module is pure Python (no numpy): the API can
+    validate a genre at submit with the very code the consumer uses.
     """
-    return frozenset(path.stem for path in targets_dir.glob("*.json") if _GENRE.match(path.stem))
+    from chalicelib.analysis import targets
+
+    return targets.load(name).name
