@@ -113,7 +113,7 @@ def compare(
             item = {"metric": metric, "severity": outcome.severity, "message": message}
             suggestions.append((item, impact))
     suggestions.sort(key=lambda pair: -pair[1])
-    return {
+    block: dict[str, Any] = {
         "mode": mode,
         "target": spec.name,
         "targetTitle": spec.title,
@@ -121,6 +121,11 @@ def compare(
         "metrics": rows,
         "suggestions": [item for item, _ in suggestions],
     }
+    if "integratedLufs" in spec.targets and metric_value(result, "integratedLufs") is None:
+        # Without a loudness there is nothing a mastering score could stand on.
+        block["score"] = None
+        block["reason"] = "no integrated loudness (silence or shorter than 400 ms): not scored"
+    return block
 
 
 def check_reference(reference: Any) -> None:

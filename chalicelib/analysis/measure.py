@@ -149,4 +149,4 @@ def _r(value: float | None, digits: int = 2) -> float | None:
     """A JSON-safe rounded float: None stays None, and so does anything not finite."""
     if value is None or not math.isfinite(value):
         return None
-    return round(float(value), digits)
+    return round(float(value), digits) + 0.0  # + 0.0: no negative zero

@@ -54,7 +54,8 @@ def suggestion(metric: str, value: float, target: Any, outcome: Scored, mode: st
         )
     if metric == "clippedSamples":
         return (
-            f"{int(value)} samples sit at full scale: the signal was clipped. Lower the gain "
+            f"{int(value)} sample{'s' if value != 1 else ''} at full scale: the signal was "
+            "clipped. Lower the gain "
             "before the final limiter so no sample reaches 0 dBFS."
         )
     if metric == "rangeLu":

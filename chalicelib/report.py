@@ -1,0 +1,176 @@
+"""A result dict as a readable text report: the main numbers, the score, the advice.
+
+Used by `soundcheck analyze` and by `soundcheck submit`, which gets the result as
+JSON from the API, so this module needs nothing but the dict (no numpy) and
+copes with any block or value being null.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_WIDTH = 24  # label column
+_BAR = 30  # characters of a 100 % share bar
+
+
+def render(result: dict[str, Any], title: str | None = None) -> str:
+    """The report as lines of text, headed by `title` (a file name) when given."""
+    lines: list[str] = []
+    if title:
+        lines += [f"soundcheck: {title}", ""]
+    lines += _file(result.get("file") or {})
+    lines += _section(
+        "Loudness",
+        result.get("loudness"),
+        [
+            ("Integrated", "integratedLufs", "LUFS", 1),
+            ("Loudness range", "rangeLu", "LU", 1),
+            ("Momentary max", "momentaryMaxLufs", "LUFS", 1),
+            ("Short-term max", "shortTermMaxLufs", "LUFS", 1),
+        ],
+    )
+    lines += _section(
+        "Peaks",
+        result.get("peaks"),
+        [
+            ("True peak", "truePeakDbtp", "dBTP", 1),
+            ("Sample peak", "samplePeakDbfs", "dBFS", 1),
+            ("Clipped samples", "clippedSamples", "", 0),
+        ],
+    )
+    lines += _section(
+        "Dynamics",
+        result.get("dynamics"),
+        [
+            ("RMS", "rmsDbfs", "dBFS", 1),
+            ("Crest factor", "crestFactorDb", "dB", 1),
+            ("PLR (peak to loudness)", "plrDb", "dB", 1),
+            ("PSR (peak to short-term)", "psrDb", "dB", 1),
+        ],
+    )
+    if result.get("stereo") is None:
+        lines += ["Stereo", "  (mono: no stereo image)", ""]
+    else:
+        lines += _section(
+            "Stereo",
+            result["stereo"],
+            [
+                ("Correlation", "correlation", "", 2),
+                ("Width", "widthPercent", "%", 0),
+                ("Balance (+ = left)", "balanceDb", "dB", 1),
+            ],
+        )
+    lines += _spectrum(result.get("spectrum") or {})
+    lines += _comparison(result.get("comparison") or {})
+    reasons = result.get("reasons") or {}
+    if reasons:
+        lines.append("Not measured")
+        lines += [f"  {field}: {why}" for field, why in reasons.items()]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _number(value: Any, unit: str = "", digits: int = 1) -> str:
+    """A right-aligned number and its unit in fixed columns, or n/a."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return f"{'n/a':>9} {'':<4}"
+    return f"{round(value, digits) + 0.0:>9.{digits}f} {unit:<4}"
+
+
+def _file(info: dict[str, Any]) -> list[str]:
+    parts = [
+        " ".join(str(info[k]) for k in ("format", "subtype") if info.get(k)),
+        f"{info['sampleRate']} Hz" if info.get("sampleRate") else "",
+        str(info.get("layout") or (f"{info['channels']} ch" if info.get("channels") else "")),
+        _duration(info.get("durationSeconds")),
+    ]
+    return [f"{'File':<{_WIDTH + 2}}" + ", ".join(p for p in parts if p), ""]
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return ""
+    minutes, rest = divmod(float(seconds), 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def _section(name: str, block: Any, rows: list[tuple[str, str, str, int]]) -> list[str]:
+    block = block if isinstance(block, dict) else {}
+    lines = [name]
+    for label, key, unit, digits in rows:
+        lines.append(f"  {label:<{_WIDTH}}{_number(block.get(key), unit, digits)}".rstrip())
+    return [*lines, ""]
+
+
+def _spectrum(spectrum: dict[str, Any]) -> list[str]:
+    bands = [b for b in spectrum.get("bands") or [] if isinstance(b, dict)]
+    if not bands:
+        return []
+    lines = [f"{'Spectrum':<{_WIDTH + 2}}{'energy':>9}{'share':>12}"]
+    for band in bands:
+        label = f"{band.get('name')} {_hz(band.get('lowHz'))}-{_hz(band.get('highHz'))}"
+        share = band.get("sharePercent")
+        bar = "#" * round(_BAR * share / 100.0) if isinstance(share, int | float) else ""
+        lines.append(
+            f"  {label:<{_WIDTH}}{_number(band.get('energyDb'), 'dB')}"
+            f"{_number(share, '%')} {bar}".rstrip()
+        )
+    lines.append(f"  {'Centroid':<{_WIDTH}}{_number(spectrum.get('centroidHz'), 'Hz', 0)}".rstrip())
+    return [*lines, ""]
+
+
+def _hz(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "?"
+    return f"{value / 1000:g}k" if value >= 1000 else f"{value:g}"
+
+
+def _comparison(comparison: dict[str, Any]) -> list[str]:
+    if not comparison:
+        return []
+    score = comparison.get("score")
+    against = comparison.get("targetTitle") or comparison.get("target") or "?"
+    mode = comparison.get("mode") or "genre"
+    heading = f"Score {score}/100" if isinstance(score, int | float) else "Score n/a"
+    lines = [f"{heading} against {against} ({mode})"]
+    if comparison.get("reason"):
+        lines.append(f"  ({comparison['reason']})")
+    rows = [m for m in comparison.get("metrics") or [] if isinstance(m, dict)]
+    if rows:
+        lines.append(f"  {'metric':<{_WIDTH + 4}}{'value':>10}  {'target':<18}status")
+    for row in rows:
+        unit = row.get("unit") or ""
+        digits = 0 if row.get("metric") == "clippedSamples" else 2
+        lines.append(
+            f"  {row.get('label') or row.get('metric')!s:<{_WIDTH + 4}}"
+            f"{_plain(row.get('value'), digits):>10}  "
+            f"{_target(row, digits) + (' ' + unit if unit else ''):<18}{row.get('status', '')}"
+        )
+    suggestions = [s for s in comparison.get("suggestions") or [] if isinstance(s, dict)]
+    lines.append("")
+    if suggestions:
+        lines.append("Suggestions")
+        for item in suggestions:
+            lines.append(f"  [{item.get('severity')}] {item.get('message')}")
+    elif isinstance(score, int | float):
+        lines.append("Suggestions: none, everything is within its target.")
+    return [*lines, ""]
+
+
+def _plain(value: Any, digits: int) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "n/a"
+    return f"{round(value, digits) + 0.0:.{digits}f}"
+
+
+def _target(row: dict[str, Any], digits: int) -> str:
+    target, tolerance = row.get("target"), row.get("tolerance")
+    if not isinstance(target, int | float):
+        return "n/a"
+    kind = row.get("kind", "range")
+    if kind == "max":
+        return f"<= {target + (tolerance or 0):.{digits}f}"
+    if kind == "min":
+        return f">= {target - (tolerance or 0):.{digits}f}"
+    if tolerance:
+        return f"{target:.{digits}f} ±{tolerance:g}"
+    return f"{target:.{digits}f}"
