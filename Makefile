@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test demo lint format clean bench-queue bench-analysis bench-import layer package
+.PHONY: help venv test demo lint format clean bench-queue bench-analysis bench-import bench-pipeline layer package
 
 help:
 	@echo "make demo   - set up and analyse one track through the HTTP API, queue, consumer and Postgres"
@@ -28,8 +28,9 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# FILE=path/to/track.wav analyses your own track; GENRE=techno picks the targets.
 demo: $(STAMP)
-	@echo "make demo: not yet (the pipeline lands with issue 4)"
+	$(BIN)/soundcheck demo $(FILE) $(if $(GENRE),--genre $(GENRE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -51,6 +52,9 @@ bench-analysis: $(STAMP)
 
 bench-import: $(STAMP)
 	$(BIN)/python bench/imports.py
+
+bench-pipeline: $(STAMP)
+	$(BIN)/python bench/pipeline.py
 
 # --- AWS (offline) ---
 layer: $(STAMP)

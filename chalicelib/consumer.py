@@ -182,6 +182,14 @@ def _downloaded(deps: Deps, key: str, name: str) -> Iterator[Path]:
         yield path
 
 
+def warm_up() -> None:
+    """Load the analysis code (numpy, scipy, soundfile: a second or two) before the first job.
+
+    Long-running workers call this at start, so the first submit is as fast as the next.
+    """
+    from chalicelib.analysis import compare, decode, measure  # noqa: F401
+
+
 def _analyse(deps: Deps, path: Path, job: Job, reference: dict[str, Any] | None) -> dict[str, Any]:
     from chalicelib.analysis import Limits, analyze_file
 

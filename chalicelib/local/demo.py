@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,32 +27,38 @@ JOB_TIMEOUT_S = 300.0
 
 
 def synth_mix(seconds: float = 8.0, sample_rate: int = 44_100, seed: int = 7) -> np.ndarray:
-    """A little stereo mix (kick, bass, chords, hats) as float32 (frames, 2) in [-1, 1].
+    """A little stereo mix (kick, bass, chords, lead, hats) as float32 (frames, 2).
 
-    Deterministic, so every `make demo` prints the same numbers; loud and bright
-    enough that the report has something to say.
+    Deterministic, so every `make demo` prints the same numbers; mastered a bit
+    hot (soft-clipped) so the report has something to say.
     """
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate), dtype=np.float32) / sample_rate
-    beat = 60.0 / 120.0  # 120 BPM
+    t = np.arange(int(seconds * sample_rate), dtype=np.float64) / sample_rate
+    beat = 60.0 / 124.0
     phase = np.mod(t, beat)
-    kick = np.sin(2 * np.pi * (45 + 90 * np.exp(-phase * 30)) * phase) * np.exp(-phase * 9)
+    kick = np.sin(2 * np.pi * (50 + 120 * np.exp(-phase * 40)) * phase) * np.exp(-phase * 14)
     bar = np.floor(t / (4 * beat)).astype(int) % 4
-    roots = np.array([55.0, 43.65, 49.0, 41.2], dtype=np.float32)[bar]
-    bass = np.tanh(2.5 * np.sin(2 * np.pi * roots * t)) * 0.5
-    chord = sum(
-        np.sign(np.sin(2 * np.pi * roots * 4 * ratio * t)) for ratio in (1.0, 1.26, 1.5)
-    ) * (0.06 + 0.04 * np.sin(2 * np.pi * 0.25 * t))
-    eighth = np.mod(t, beat / 2)
-    hats = rng.standard_normal(t.size).astype(np.float32) * np.exp(-eighth * 60) * 0.25
-    hats = np.diff(hats, prepend=0.0)  # crude high-pass
-    left = kick * 0.9 + bass + chord * 1.1 + hats * 0.7
-    right = kick * 0.9 + bass + chord * 0.9 + np.roll(hats, 40) * 1.0
-    mix = np.stack([left, right], axis=1).astype(np.float32)
-    mix /= float(np.max(np.abs(mix))) / 0.97
-    return np.tanh(mix * 1.6).astype(np.float32) * 0.9
+    roots = np.array([55.0, 43.65, 49.0, 41.2])[bar]
+    bass = np.tanh(1.5 * np.sin(2 * np.pi * roots * t)) * np.exp(-np.mod(t, beat / 2) * 3)
+
+    def chord(detune: float) -> np.ndarray:
+        voices = [np.sin(2 * np.pi * roots * 8 * r * detune * t) for r in (1.0, 1.26, 1.5, 2.0)]
+        saw = sum(v + 0.5 * np.sign(v) * 0.3 for v in voices)
+        return saw * (0.5 + 0.5 * np.sin(2 * np.pi * 0.125 * t) ** 2)
+
+    notes = np.array([880.0, 987.8, 1046.5, 1174.7, 1318.5, 1174.7, 1046.5, 987.8])
+    lead = np.sin(2 * np.pi * notes[np.floor(t / (beat / 2)).astype(int) % 8] * t)
+    lead *= np.exp(-np.mod(t, beat / 2) * 4)
+    noise = rng.standard_normal((t.size, 2))
+    hats = np.diff(noise, n=2, axis=0, prepend=np.zeros((2, 2)))  # a crude high-pass
+    hats *= np.exp(-np.mod(t, beat / 4) * 50)[:, None]
+    left = 0.9 * kick + 0.5 * bass + 0.12 * chord(1.0) + 0.18 * lead + 0.05 * hats[:, 0]
+    right = 0.9 * kick + 0.5 * bass + 0.12 * chord(1.004) + 0.12 * lead + 0.05 * hats[:, 1]
+    mix = np.stack([left, right], axis=1)
+    mix /= np.max(np.abs(mix))
+    return (np.tanh(mix * 2.0) * 0.95).astype(np.float32)
 
 
 def write_demo_track(path: Path, seconds: float = 8.0) -> Path:
@@ -62,7 +69,37 @@ def write_demo_track(path: Path, seconds: float = 8.0) -> Path:
     return path
 
 
-def _start_stack(data_dir: Path, log_path: Path, consumers: int) -> subprocess.Popen[bytes]:
+def _isolated_env() -> dict[str, str]:
+    """On shared servers (REDIS_URL / DATABASE_URL set), a queue and schema of the demo's own.
+
+    Another stack on the same Redis db and queue would claim the demo's job and
+    look for its file in another directory.
+    """
+    env = dict(os.environ)
+    if env.get("REDIS_URL") and not env.get("QUEUE_NAME"):
+        env["QUEUE_NAME"] = f"demo-{uuid.uuid4().hex[:8]}"
+    if env.get("DATABASE_URL") and not env.get("SOUNDCHECK_DB_SCHEMA"):
+        env["SOUNDCHECK_DB_SCHEMA"] = "soundcheck_demo"
+    return env
+
+
+def _forget_queue(env: dict[str, str]) -> None:
+    """Delete the keys of a queue made for this demo run (a shared Redis stays tidy)."""
+    if env.get("QUEUE_NAME", "").startswith("demo-") and not os.environ.get("QUEUE_NAME"):
+        from chalicelib.deps import redis_client
+
+        client = redis_client(env["REDIS_URL"])
+        try:
+            keys = list(client.scan_iter(f"sq:{{{env['QUEUE_NAME']}}}:*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+
+
+def _start_stack(
+    data_dir: Path, log_path: Path, consumers: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable,
         "-m",
@@ -77,7 +114,7 @@ def _start_stack(data_dir: Path, log_path: Path, consumers: int) -> subprocess.P
     ]
     log = log_path.open("wb")
     try:
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     finally:
         log.close()
 
@@ -115,7 +152,8 @@ def run(
     where = "REDIS_URL/DATABASE_URL" if os.environ.get("REDIS_URL") else "embedded servers"
     print(f"demo: starting the local stack on {where} (log: {log_path})", file=sys.stderr)
     started = time.monotonic()
-    process = _start_stack(data_dir, log_path, consumers=1)
+    env = _isolated_env()
+    process = _start_stack(data_dir, log_path, consumers=1, env=env)
     code = 1
     try:
         info = None
@@ -141,6 +179,7 @@ def run(
     finally:
         stopped = _stop_stack(process)
         print(f"demo: stack stopped (exit {stopped})", file=sys.stderr)
+        _forget_queue(env)
         if code != 0:
             sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
         if stopped not in (0, -signal.SIGINT) and code == 0:

@@ -33,6 +33,7 @@ from chalicelib.local.processes import Supervisor
 DEV_OWNER = "dev"
 STATE_FILE = "dev.json"
 KEY_FILE = "api-key"
+WORKER_START_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,8 @@ class LocalStack:
         for n in range(self.options.consumers):
             self._supervisor.start(f"worker-{n + 1}", argv, worker_env)
 
+        self._wait_for_workers(deps)
+
         self.info = StackInfo(
             url=url,
             api_key=api_key,
@@ -196,6 +199,26 @@ class LocalStack:
         tmp.chmod(0o600)
         tmp.replace(state)
         return self.info
+
+    def _wait_for_workers(self, deps: deps_module.Deps) -> None:
+        """Return once every worker has loaded the analysis and polled the queue.
+
+        A worker shows up in the queue's consumer list (`worker:<host>:<pid>`) on its
+        first claim, which comes after its warm-up, so a stack reported ready
+        starts a submitted job at once.
+        """
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        while True:
+            pids = {str(c.pid) for c in self._supervisor.children}
+            seen = {name.rsplit(":", 1)[-1] for name in deps.queue.stats()["consumers"]}
+            if pids <= seen:
+                return
+            dead = [c.name for c in self._supervisor.children if not c.alive()]
+            if dead:
+                raise RuntimeError(f"{', '.join(dead)} exited during start-up; see the log")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers not ready after {WORKER_START_TIMEOUT_S:.0f}s")
+            time.sleep(0.05)
 
     def _sweep_forever(self, period_s: float) -> None:
         assert self._deps is not None

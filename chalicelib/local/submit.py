@@ -98,7 +98,7 @@ def run(
     else:
         from chalicelib.report import render
 
-        print(render(job["result"]), file=out)
+        print(render(job["result"], title=file.name), end="", file=out)
     return 0
 
 
@@ -122,5 +122,5 @@ def status(job_id: str, *, api: str | None, api_key: str | None, as_json: bool) 
         from chalicelib.report import render
 
         print()
-        print(render(job["result"]))
+        print(render(job["result"]), end="")
     return 0

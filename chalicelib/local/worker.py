@@ -32,6 +32,7 @@ def run(
     """Drain, wait for work, repeat until `stop` is set; sweep every `sweep_seconds` if given."""
     me = consumer_id or consumer.consumer_id()
     server = deps.queue.check_server()
+    consumer.warm_up()
     logs.event(
         "worker_started",
         consumer=me,
