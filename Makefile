@@ -51,7 +51,8 @@ bench-analysis: $(STAMP)
 	$(BIN)/python bench/analysis.py
 
 bench-import: $(STAMP)
-	$(BIN)/python bench/imports.py
+	@$(MAKE) -s package STAGES=prod OUT=out/bench-import >/dev/null
+	$(BIN)/python bench/imports.py --package out/bench-import/prod/cloudformation/deployment.zip
 
 bench-pipeline: $(STAMP)
 	$(BIN)/python bench/pipeline.py

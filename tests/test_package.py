@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -254,3 +255,92 @@ def test_deployment_package_is_small_and_holds_no_analysis_stack(out: Path) -> N
     assert not tops & {"numpy", "scipy", "soundfile", "pyloudnorm", "boto3", "botocore"}
     assert not any(Path(e).name in (".env", ".upload-secret") for e in entries)
     assert unzipped < 50 * 1024 * 1024  # leaves the consumer ~200 MB for the layer
+
+
+# --- the package alone runs the API ----------------------------------------------------
+
+HANDLER_PROBE = """
+import json, sys
+import app
+
+def event(path):
+    return {
+        "resource": path, "path": path, "httpMethod": "GET",
+        "headers": {"Accept": "application/json"},
+        "multiValueHeaders": {"Accept": ["application/json"]},
+        "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "pathParameters": None, "stageVariables": None, "body": None,
+        "isBase64Encoded": False,
+        "requestContext": {"resourcePath": path, "httpMethod": "GET", "path": "/api" + path,
+                           "stage": "api", "requestId": "probe", "identity": {}},
+    }
+
+answers = {p: app.app(event(p), None) for p in sys.argv[1:]}
+print(json.dumps({"answers": answers, "modules": sorted(sys.modules)}))
+"""
+
+NOT_AT_IMPORT = ("numpy", "scipy", "soundfile", "pyloudnorm", "boto3", "botocore")
+
+
+@pytest.fixture(scope="module")
+def unzipped(out: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("task")  # like /var/task
+    with zipfile.ZipFile(out / "prod" / "cloudformation" / "deployment.zip") as z:
+        z.extractall(target)
+    return target
+
+
+def run_isolated(cwd: Path, env: dict[str, str], *paths: str) -> dict[str, Any]:
+    """The probe under -S -B: only the deployment package and the standard library."""
+    done = subprocess.run(
+        [sys.executable, "-S", "-B", "-c", HANDLER_PROBE, *paths],
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_app_loads_no_analysis_stack() -> None:
+    """The contract that keeps the API's cold start small, in the working tree."""
+    code = "import sys, app; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = {m.split(".")[0] for m in done.stdout.split()}
+    assert "chalice" in loaded and "chalicelib" in loaded
+    assert not loaded & set(NOT_AT_IMPORT), sorted(loaded & set(NOT_AT_IMPORT))
+
+
+def test_the_package_alone_serves_health(unzipped: Path) -> None:
+    seen = run_isolated(unzipped, {}, "/health")
+    answer = seen["answers"]["/health"]
+    assert answer["statusCode"] == 200 and json.loads(answer["body"]) == {"status": "ok"}
+    loaded = {m.split(".")[0] for m in seen["modules"]}
+    assert not loaded & set(NOT_AT_IMPORT)
+
+
+def test_the_package_alone_reaches_redis_and_postgres(
+    unzipped: Path, redis_url: str, database_url: str, db_schema: str
+) -> None:
+    """requirements.txt carries everything the API needs: redis and pg8000 from the zip."""
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "SOUNDCHECK_DB_SCHEMA": db_schema,
+        "QUEUE_NAME": "package-probe",
+        "SOUNDCHECK_STORAGE_DIR": str(unzipped / "objects"),
+    }
+    seen = run_isolated(unzipped, env, "/health/ready")
+    answer = seen["answers"]["/health/ready"]
+    body = json.loads(answer["body"])
+    assert answer["statusCode"] == 200, body
+    assert body["redis"] == "ok" and body["postgres"] == "ok"
+    assert body["queue"]["name"] == "package-probe"
+    loaded = {m.split(".")[0] for m in seen["modules"]}
+    assert {"redis", "pg8000"} <= loaded
+    assert all(
+        not m.startswith(("numpy", "scipy", "soundfile", "pyloudnorm")) for m in seen["modules"]
+    )
