@@ -28,6 +28,15 @@ class EmbeddedServer:
     handle: Any = field(repr=False)
     kind: str = ""
 
+    @property
+    def pid(self) -> int | None:
+        """The server process (daemonised: not a child of ours)."""
+        if self.kind == "redis":
+            return self.handle.pid or None
+        if self.kind == "postgres":
+            return self.handle.get_pid()
+        return None
+
     def stop(self) -> None:
         if self.kind == "redis":
             _stop_redis(self.handle)

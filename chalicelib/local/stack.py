@@ -55,6 +55,7 @@ class StackInfo:
     queue: str
     redis_url_hash: str
     embedded: list[str]
+    pids: dict[str, int]  # what this stack started: workers and embedded servers
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -192,6 +193,10 @@ class LocalStack:
             queue=settings.queue_name,
             redis_url_hash=deps_module.redis_url_hash(settings.require("redis_url")),
             embedded=[s.kind for s in self._embedded],
+            pids={
+                **{c.name: c.pid for c in self._supervisor.children if c.pid},
+                **{s.kind: s.pid for s in self._embedded if s.pid},
+            },
         )
         state = self.data_dir / STATE_FILE
         tmp = state.with_suffix(".tmp")
