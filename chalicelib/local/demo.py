@@ -1,6 +1,6 @@
 """`make demo`: one track through the real pipeline on a fresh machine.
 
-Starts the local stack in a child process (`soundcheck dev`, its logs in a file),
+Starts the local stack in a child process (`soundcheck dev`, its log in a file),
 makes a short synthetic mix unless a file is given, uploads and submits it over
 HTTP, waits for the consumer to analyse it, prints the report and stops the
 stack. Exit code 0 only if all of that worked.
@@ -9,20 +9,16 @@ stack. Exit code 0 only if all of that worked.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chalicelib.local.stack import read_state
+from chalicelib.local.background import BackgroundStack, StackFailed
 
 if TYPE_CHECKING:
     import numpy as np
 
-STACK_START_TIMEOUT_S = 180.0  # a first run initialises an embedded Postgres cluster
 JOB_TIMEOUT_S = 300.0
 
 
@@ -69,67 +65,6 @@ def write_demo_track(path: Path, seconds: float = 8.0) -> Path:
     return path
 
 
-def _isolated_env() -> dict[str, str]:
-    """On shared servers (REDIS_URL / DATABASE_URL set), a queue and schema of the demo's own.
-
-    Another stack on the same Redis db and queue would claim the demo's job and
-    look for its file in another directory.
-    """
-    env = dict(os.environ)
-    if env.get("REDIS_URL") and not env.get("QUEUE_NAME"):
-        env["QUEUE_NAME"] = f"demo-{uuid.uuid4().hex[:8]}"
-    if env.get("DATABASE_URL") and not env.get("SOUNDCHECK_DB_SCHEMA"):
-        env["SOUNDCHECK_DB_SCHEMA"] = "soundcheck_demo"
-    return env
-
-
-def _forget_queue(env: dict[str, str]) -> None:
-    """Delete the keys of a queue made for this demo run (a shared Redis stays tidy)."""
-    if env.get("QUEUE_NAME", "").startswith("demo-") and not os.environ.get("QUEUE_NAME"):
-        from chalicelib.deps import redis_client
-
-        client = redis_client(env["REDIS_URL"])
-        try:
-            keys = list(client.scan_iter(f"sq:{{{env['QUEUE_NAME']}}}:*"))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
-
-
-def _start_stack(
-    data_dir: Path, log_path: Path, consumers: int, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    argv = [
-        sys.executable,
-        "-m",
-        "chalicelib.cli_stack",
-        "dev",
-        "--port",
-        "0",
-        "--consumers",
-        str(consumers),
-        "--data-dir",
-        str(data_dir),
-    ]
-    log = log_path.open("wb")
-    try:
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    finally:
-        log.close()
-
-
-def _stop_stack(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            return process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait()
-    return process.returncode
-
-
 def run(
     file: Path | None,
     *,
@@ -142,7 +77,6 @@ def run(
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / "stack.log"
     if file is None:
         file = write_demo_track(data_dir / "demo-mix.wav")
         print(f"demo: made a synthetic 8 s mix at {file}", file=sys.stderr)
@@ -150,23 +84,12 @@ def run(
         print(f"demo: no such file: {file}", file=sys.stderr)
         return 2
     where = "REDIS_URL/DATABASE_URL" if os.environ.get("REDIS_URL") else "embedded servers"
-    print(f"demo: starting the local stack on {where} (log: {log_path})", file=sys.stderr)
+    stack = BackgroundStack(data_dir, consumers=1, purpose="demo")
+    print(f"demo: starting the local stack on {where} (log: {stack.log_path})", file=sys.stderr)
     started = time.monotonic()
-    env = _isolated_env()
-    process = _start_stack(data_dir, log_path, consumers=1, env=env)
     code = 1
     try:
-        info = None
-        while info is None or info.pid != process.pid:
-            if process.poll() is not None:
-                print("demo: the stack failed to start; its log:", file=sys.stderr)
-                sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
-                return 1
-            if time.monotonic() - started > STACK_START_TIMEOUT_S:
-                print("demo: the stack did not come up in time", file=sys.stderr)
-                return 1
-            time.sleep(0.1)
-            info = read_state(data_dir)
+        info = stack.start()
         print(f"demo: stack up at {info.url} in {time.monotonic() - started:.1f}s", file=sys.stderr)
         code = submitting.run(
             file,
@@ -176,12 +99,14 @@ def run(
             as_json=as_json,
             timeout=JOB_TIMEOUT_S,
         )
+    except StackFailed as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
     finally:
-        stopped = _stop_stack(process)
+        stopped = stack.stop()
         print(f"demo: stack stopped (exit {stopped})", file=sys.stderr)
-        _forget_queue(env)
-        if code != 0:
-            sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
-        if stopped not in (0, -signal.SIGINT) and code == 0:
+        if stopped != 0 and code == 0:
             code = 1
+    if code != 0:
+        print(f"demo: the stack's log ends with:\n{stack.tail()}", file=sys.stderr)
     return code
