@@ -7,6 +7,7 @@ project's analysis with nothing but the layer's numpy, scipy, soundfile, pyloudn
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,11 +15,23 @@ import sys
 import textwrap
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layers"))
-import build
+
+def _load_build_script() -> ModuleType:
+    """layers/build.py is a script, not a package; load it under a name of its own."""
+    path = Path(__file__).resolve().parent.parent / "layers" / "build.py"
+    spec = importlib.util.spec_from_file_location("soundcheck_layer_build", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_build_script()
 
 ROOT = Path(__file__).resolve().parent.parent
 X86 = build.Target("x86_64", "3.11")
