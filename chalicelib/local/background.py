@@ -47,7 +47,7 @@ class BackgroundStack:
         if env.get("REDIS_URL") and not env.get("QUEUE_NAME"):
             env["QUEUE_NAME"] = f"{purpose}-{uuid.uuid4().hex[:8]}"
         if env.get("DATABASE_URL") and not env.get("SOUNDCHECK_DB_SCHEMA"):
-            env["SOUNDCHECK_DB_SCHEMA"] = f"soundcheck_{purpose}"
+            env["SOUNDCHECK_DB_SCHEMA"] = f"sc_{purpose}_{uuid.uuid4().hex[:8]}"
         return env
 
     def start(self) -> StackInfo:
@@ -86,6 +86,7 @@ class BackgroundStack:
         elif self.process is not None:
             code = self.process.returncode
         self._forget_queue()
+        self._drop_schema()
         return code
 
     def _forget_queue(self) -> None:
@@ -102,6 +103,19 @@ class BackgroundStack:
                 client.delete(*keys)
         finally:
             client.close()
+
+    def _drop_schema(self) -> None:
+        """Drop the schema made for this run (jobs left in it would be reconciled later)."""
+        schema = self.env.get("SOUNDCHECK_DB_SCHEMA", "")
+        if os.environ.get("SOUNDCHECK_DB_SCHEMA") or not self.env.get("DATABASE_URL") or not schema:
+            return
+        from chalicelib.db import connect
+
+        conn = connect(self.env["DATABASE_URL"])
+        try:
+            conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            conn.close()
 
     def tail(self, chars: int = 4000) -> str:
         try:

@@ -10,7 +10,6 @@ under `.soundcheck/`. A state file tells other commands (`soundcheck submit`,
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import os
@@ -18,12 +17,14 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from http.server import HTTPServer
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
-from chalice.local import ChaliceRequestHandler
+from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer
 
 from chalicelib import consumer, logs
 from chalicelib import deps as deps_module
@@ -34,6 +35,7 @@ DEV_OWNER = "dev"
 STATE_FILE = "dev.json"
 KEY_FILE = "api-key"
 WORKER_START_TIMEOUT_S = 120.0
+API_THREADS = 16  # concurrent HTTP requests (and at most this many Postgres connections)
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,50 @@ def load_app(project_dir: Path) -> ModuleType:
 
 
 class _QuietHandler(ChaliceRequestHandler):
+    """chalice's request handler without http.server's access log: one JSON object per line.
+
+    An idle keep-alive connection is dropped after `timeout` seconds so it cannot
+    hold one of the pool's threads (or the exit) for long.
+    """
+
+    timeout = 5
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class _PooledHTTPServer(HTTPServer):
+    """An HTTP server answering from a fixed pool of threads.
+
+    chalice's own local server starts a thread per request, and the job store keeps
+    a Postgres connection per thread: a few hundred requests exhausted Postgres's
+    connections ("too many clients"). A pool bounds both threads and connections.
+    """
+
+    def __init__(self, address: tuple[str, int], handler: Any) -> None:
+        super().__init__(address, handler)
+        self._pool = ThreadPoolExecutor(API_THREADS, thread_name_prefix="api")
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._pool.submit(self._handle, request, client_address)
+
+    def _handle(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _serve_from_threads(app: Any) -> None:
+    """Give the app a per-thread `current_request`, as chalice's local mode does."""
+    if not isinstance(app, LocalChalice):
+        app.__class__ = type("ThreadedLocalChalice", (LocalChalice, type(app)), {})
 
 
 class LocalStack:
@@ -144,17 +188,20 @@ class LocalStack:
 
     def start(self) -> StackInfo:
         from chalice.config import Config
-        from chalice.local import create_local_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / STATE_FILE).unlink(missing_ok=True)
         os.environ.update(self._environment())
         module = load_app(self.options.project_dir)
         config = Config.create(chalice_stage="dev", app_name=module.app.app_name, lambda_timeout=30)
-        self._server = create_local_server(module.app, config, self.options.host, self.options.port)
-        # One JSON object per log line: drop http.server's access log on stderr.
-        self._server.server.RequestHandlerClass = functools.partial(
-            _QuietHandler, app_object=module.app, config=config
+        _serve_from_threads(module.app)
+        self._server = LocalDevServer(
+            module.app,
+            config,
+            self.options.host,
+            self.options.port,
+            handler_cls=_QuietHandler,
+            server_cls=_PooledHTTPServer,
         )
         host, port = self._server.server.server_address[:2]
         url = f"http://{host}:{port}"
