@@ -48,6 +48,7 @@ class Settings:
     max_channels: int = 8
     min_sample_rate: int = 8_000
     max_sample_rate: int = 384_000
+    max_samples: int = 20 * 60 * 48_000 * 2  # frames x channels the analysis decodes
     log_level: str = "INFO"
     metrics_namespace: str = "soundcheck"
     ssm_path: str | None = None
@@ -83,6 +84,7 @@ _ENV_NAMES: dict[str, str] = {
     "max_channels": "SOUNDCHECK_MAX_CHANNELS",
     "min_sample_rate": "SOUNDCHECK_MIN_SAMPLE_RATE",
     "max_sample_rate": "SOUNDCHECK_MAX_SAMPLE_RATE",
+    "max_samples": "SOUNDCHECK_MAX_SAMPLES",
     "log_level": "SOUNDCHECK_LOG_LEVEL",
     "metrics_namespace": "SOUNDCHECK_METRICS_NAMESPACE",
     "ssm_path": "SOUNDCHECK_SSM_PATH",
@@ -169,6 +171,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_channels": _positive(int),
     "min_sample_rate": _positive(int),
     "max_sample_rate": _positive(int),
+    "max_samples": _positive(int),
     "log_level": _one_of(*_LOG_LEVELS),
     "metrics_namespace": _matching(
         re.compile(r"^(?!AWS/)[A-Za-z0-9_.\-/#: ]{1,255}$"), "a CloudWatch namespace"

@@ -33,7 +33,7 @@ class Limits:
             max_channels=int(settings.max_channels),
             min_sample_rate=int(settings.min_sample_rate),
             max_sample_rate=int(settings.max_sample_rate),
-            max_samples=int(getattr(settings, "max_samples", DEFAULT_MAX_SAMPLES)),
+            max_samples=int(settings.max_samples),
         )
 
     def check(self, frames: int, channels: int, sample_rate: int) -> None:

@@ -151,6 +151,9 @@ class Loudness:
     short_term_max: float | None
     short_term_series: list[tuple[int, float | None]]
     reasons: dict[str, str] = field(default_factory=dict)
+    # Every 400 ms and 3 s window at 10 Hz (-inf for silence), for meters and tests.
+    momentary: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    short_term: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _window_loudness(energy: np.ndarray, counts: np.ndarray, width: int) -> np.ndarray:
@@ -253,7 +256,20 @@ def measure_loudness(
         value = short_term[t * SUB_BLOCKS_PER_SECOND - SHORT_TERM_SUB_BLOCKS]
         series.append((t, float(value) if math.isfinite(value) else None))
 
-    return Loudness(integrated, range_lu, momentary_max, short_term_max, series, reasons)
+    return Loudness(
+        integrated, range_lu, momentary_max, short_term_max, series, reasons, momentary, short_term
+    )
+
+
+def loudness_of(samples: np.ndarray, sample_rate: int) -> Loudness:
+    """Loudness alone of float samples shaped (frames, channels), BS.1770 weights."""
+    x = np.asarray(samples, dtype=np.float32)
+    x = x[:, np.newaxis] if x.ndim == 1 else x
+    sos = k_weighting_sos(sample_rate)
+    weights = channel_weights(x.shape[1])
+    used = [c for c in range(x.shape[1]) if weights[c] > 0.0]
+    energies = [channel_energy(np.ascontiguousarray(x[:, c]), sample_rate, sos) for c in used]
+    return measure_loudness(energies, tuple(weights[c] for c in used), len(x), sample_rate)
 
 
 def _finite_max(values: np.ndarray) -> float | None:
