@@ -8,6 +8,7 @@ sleeps.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -43,6 +44,7 @@ class Stack:
     queue: Queue
     schema: str
     database_url: str
+    redis_url: str
 
     def events(self, name: str, job_id: str | None = None) -> list[dict[str, Any]]:
         found = log_events(self.log.read_text(errors="replace"))
@@ -122,6 +124,7 @@ def stack(
                 queue=Queue(client, queue_name),
                 schema=schema,
                 database_url=database_url,
+                redis_url=redis_url,
             )
             client.close()
         finally:
@@ -268,3 +271,68 @@ def test_ctrl_c_stops_everything_the_stack_started(tmp_path: Path) -> None:
     assert stop(process) == 0
     assert [pid for pid in started if _alive(pid)] == []
     assert read_state(tmp_path) is None
+
+
+# --- the command line against the running stack ----------------------------------------
+
+
+def soundcheck(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chalicelib.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SOUNDCHECK_API_KEY": stack.client.api_key or "", **env},
+        cwd=stack.data_dir,
+    )
+
+
+def test_soundcheck_submit_prints_the_report_or_the_json(stack: Stack) -> None:
+    track = stack.data_dir / "cli-mix.wav"
+    track.write_bytes(wav_bytes(1.5))
+    shown = soundcheck(
+        stack, "submit", str(track), "--genre", "techno", "--api", stack.client.base_url
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "cli-mix.wav" in shown.stdout and "Techno" in shown.stdout
+    assert "completed" in shown.stderr  # the progress, on stderr
+    raw = soundcheck(stack, "submit", str(track), "--json", "--api", stack.client.base_url)
+    assert raw.returncode == 0, raw.stderr
+    result = json.loads(raw.stdout)
+    assert result["schemaVersion"] == 1 and result["file"]["durationSeconds"] == 1.5
+
+
+def test_soundcheck_submit_exit_codes(stack: Stack) -> None:
+    broken = stack.data_dir / "broken.wav"
+    broken.write_bytes(b"no audio here")
+    failed = soundcheck(stack, "submit", str(broken), "--api", stack.client.base_url)
+    assert failed.returncode == 1
+    assert "unsupported_format" in failed.stderr
+    refused = soundcheck(
+        stack, "submit", str(broken), "--api", stack.client.base_url, SOUNDCHECK_API_KEY="sck_no"
+    )
+    assert refused.returncode == 2 and "unauthorized" in refused.stderr
+    missing = soundcheck(stack, "submit", "nope.wav", "--api", stack.client.base_url)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_soundcheck_status_and_queue_stats(stack: Stack) -> None:
+    job_id = stack.submit(wav_bytes(0.5))
+    wait_done(stack, [job_id])
+    status = soundcheck(stack, "status", job_id, "--json", "--api", stack.client.base_url)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["status"] == "completed"
+    stats = soundcheck(
+        stack,
+        "queue",
+        "stats",
+        REDIS_URL=stack.redis_url,
+        QUEUE_NAME=stack.queue.name,
+        DATABASE_URL=stack.database_url,
+        SOUNDCHECK_DB_SCHEMA=stack.schema,
+    )
+    assert stats.returncode == 0, stats.stderr
+    body = json.loads(stats.stdout)
+    assert body["queue"]["name"] == stack.queue.name
+    assert len(body["queue"]["consumers"]) >= 2
+    assert body["jobs"]["completed"] >= 1
