@@ -36,10 +36,10 @@ def measure(
     (limits or Limits()).check(frames, channels, sample_rate)
 
     peaks = [truepeak.block_peaks(x[:, c]) for c in range(channels)]
-    sample_peak = max(float(p.max()) for p in peaks)
-    if not math.isfinite(sample_peak):
+    if not all(np.isfinite(p).all() for p in peaks):  # max() propagates NaN into the peaks
         bad = sum(int(np.count_nonzero(~np.isfinite(x[:, c]))) for c in range(channels))
         raise AnalysisError("invalid_samples", f"{bad:,} samples are NaN or infinite")
+    sample_peak = max(float(p.max()) for p in peaks)
 
     weights = loudness.channel_weights(channels)
     sos = loudness.k_weighting_sos(sample_rate)

@@ -116,15 +116,21 @@ def _runs(bound: np.ndarray, level: float) -> list[tuple[int, int, float]]:
 def _interpolated_max(x: np.ndarray, lo: int, hi: int, phases: np.ndarray) -> float:
     """Largest |value| at the in-between instants after samples lo .. hi-1.
 
+    Only instants between two real samples count: the file's first and last
+    samples are held beyond its ends rather than stepping to zero, so a track
+    that starts or stops at a high level shows no overshoot that is not in it.
     The taps are stacked as rows so one small matrix product computes every
-    phase at once; the signal is zero beyond its ends.
+    phase at once.
     """
-    hi = min(hi, len(x))
+    n = len(x)
+    hi = min(hi, n - 1)
+    if hi <= lo:
+        return 0.0
     half = TAPS_PER_PHASE // 2
     start, stop = lo - (half - 1), hi + half
-    if start < 0 or stop > len(x):
-        segment = np.zeros(stop - start, dtype=np.float32)
-        segment[max(start, 0) - start : min(stop, len(x)) - start] = x[max(start, 0) : stop]
+    if start < 0 or stop > n:
+        inside = x[max(start, 0) : min(stop, n)]
+        segment = np.pad(inside, (max(-start, 0), max(stop - n, 0)), mode="edge")
     else:
         segment = x[start:stop]
     width = hi - lo
