@@ -5,8 +5,8 @@ carries the fencing token of its claim, so a consumer whose lease expired (a
 Lambda that timed out, a worker killed mid-job, a Redis that lost its data) writes
 nothing, and a job's result is written exactly once however often it is delivered.
 
-numpy is imported only when the first job is analysed: the API imports this module's
-siblings and must stay light.
+numpy is imported only when the first job is analysed: app.py imports this module
+for its Lambda handlers, and the API functions must start cold fast.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib import logs, wake
 from chalicelib.reconcile import STALLED, STALLED_MESSAGE, reconcile
-from chalicelib.storage import require_object
+from chalicelib.storage import StorageError, require_object
 
 if TYPE_CHECKING:
     from chalicelib.deps import Deps
@@ -146,28 +146,19 @@ def classify(exc: BaseException) -> tuple[str, str, bool]:
     again: fail the job at once. Anything else (storage, Redis, Postgres hiccups, a
     bug) may pass: retry with backoff until the attempts run out.
     """
-    from chalicelib.storage import StorageError
+    from chalicelib.analysis import AnalysisError  # light: the package loads numpy lazily
 
     if isinstance(exc, ReferenceUnavailable):
         return exc.code, str(exc), False
     if isinstance(exc, StorageError):
         return exc.code, exc.message, exc.status >= 500 or exc.status in (408, 429)
-    analysis_error = _analysis_error_class()
-    if analysis_error is not None and isinstance(exc, analysis_error):
-        return exc.code, exc.message, bool(getattr(exc, "retryable", False))
+    if isinstance(exc, AnalysisError):
+        return exc.code, exc.message, exc.retryable
     module = type(exc).__module__.split(".")[0]
     code = {"redis": "queue_unavailable", "pg8000": "database_unavailable"}.get(module)
     if code is None:
         code = "io_error" if isinstance(exc, OSError) else "internal_error"
     return code, _describe(exc), True
-
-
-def _analysis_error_class() -> type[Exception] | None:
-    try:
-        from chalicelib.analysis import AnalysisError
-    except ImportError:  # the analysis layer is missing: every job fails as internal_error
-        return None
-    return AnalysisError
 
 
 @contextlib.contextmanager
