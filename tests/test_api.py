@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from chalice.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app import app
 from chalicelib import consumer, deps
@@ -386,3 +388,33 @@ def test_a_bug_in_a_route_is_a_json_500_without_a_trace(
         deps.override(previous)
     assert_error(response, 500, "internal_error")
     assert "Traceback" not in response.body.decode()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+FIELDS = st.sampled_from(
+    ["fileKey", "mode", "genre", "referenceFileKey", "referenceJobId", "fileName", "priority"]
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.dictionaries(FIELDS, JSON, max_size=5) | JSON,
+    raw=st.binary(max_size=40),
+    use_raw=st.booleans(),
+    path=st.sampled_from(["/api/audio/analyze", "/api/audio/upload-url"]),
+)
+def test_no_input_makes_the_api_answer_500(
+    http: Any, service: Deps, alice: User, body: Any, raw: bytes, use_raw: bool, path: str
+) -> None:
+    response = post(http, path, alice, raw if use_raw else json.dumps(body))
+    assert 400 <= response.status_code < 500 or response.status_code in (200, 202), response.body
+    if response.status_code >= 400:
+        assert json_body(response)["error"]["code"]
