@@ -19,6 +19,7 @@ import socket
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -133,6 +134,12 @@ class LeaseKeeper:
                 self._lost.set()
                 logs.event("lease_lost", jobId=self._claim.job_id, token=self._claim.token)
                 return
+
+
+def _trace(exc: BaseException) -> str:
+    """The innermost frames of an unexpected exception, for the log line."""
+    frames = traceback.format_exception(exc, limit=-6)
+    return "".join(frames)[-3000:]
 
 
 def _describe(exc: BaseException) -> str:
@@ -295,12 +302,15 @@ def _fail(deps: Deps, claim: Claim, journal: _Journal, exc: Exception) -> Outcom
         journal("fenced", stage="fail", code=code)
         return "fenced"
     retry_at = outcome.retry_at_ms if outcome is not None and not final else None
+    # A bug's traceback goes to the log (never to the job's error, which users see).
+    trace = {"trace": _trace(exc)} if code == "internal_error" else {}
     journal(
         "failed" if final else "retried",
         code=code,
         message=message,
         retryAtMs=retry_at,
         durationMs=journal.elapsed_ms(),
+        **trace,
     )
     return "failed" if final else "retried"
 

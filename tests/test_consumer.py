@@ -242,7 +242,9 @@ def test_one_bad_job_never_stops_the_loop(service: Deps) -> None:
     assert statuses == {bad.id: "failed", good.id: "completed", missing.id: "failed"}
 
 
-def test_a_bug_in_the_analysis_is_retried_not_fatal(service: Deps) -> None:
+def test_a_bug_in_the_analysis_is_retried_not_fatal(
+    service: Deps, capsys: pytest.CaptureFixture[str]
+) -> None:
     job = submit(service)
 
     def buggy(*args: Any) -> dict[str, Any]:
@@ -255,6 +257,9 @@ def test_a_bug_in_the_analysis_is_retried_not_fatal(service: Deps) -> None:
         "queued",
         "internal_error",
     )
+    assert "Traceback" not in (current.error_message or "")  # users see no stack trace
+    (retried,) = events(capsys, "retried", job.id)
+    assert "in buggy" in retried["trace"] and "ZeroDivisionError" in retried["trace"]
 
 
 # --- leases and fencing ----------------------------------------------------------------
