@@ -48,7 +48,9 @@ bench-queue: $(STAMP)
 	$(BIN)/python bench/queue.py
 
 bench-analysis: $(STAMP)
-	$(BIN)/python bench/analysis.py
+	@command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq ffmpeg >/dev/null; } || echo "ffmpeg could not be installed: its row stays empty"
+	$(BIN)/python bench/analysis.py $(BENCH_ARGS)
 
 bench-import: $(STAMP)
 	@$(MAKE) -s package STAGES=prod OUT=out/bench-import >/dev/null

@@ -22,6 +22,7 @@ RELATIVE_GATE_LU = -10.0
 LRA_RELATIVE_GATE_LU = -20.0
 LRA_PERCENTILES = (10.0, 95.0)
 LRA_TAIL_SECONDS = 1.5  # Tech 3342: the signal is followed by 1.5 s of silence
+CHUNK_SUB_BLOCKS = 50  # K-weighting works through the track 5 s at a time
 _OFFSET = -0.691  # BS.1770: cancels the K-weighting gain at 997 Hz
 
 # K-weighting as analogue prototypes (libebur128's parameters, "DeMan" in
@@ -126,14 +127,24 @@ class ChannelEnergy:
 
 
 def channel_energy(x: np.ndarray, sample_rate: int, sos: np.ndarray) -> ChannelEnergy:
-    """K-weight one channel (1-D float32) and reduce it to sub-block energies."""
+    """K-weight one channel (1-D, any stride) and reduce it to sub-block energies.
+
+    Filtered CHUNK_SUB_BLOCKS sub-blocks at a time with the filter state carried
+    across, so the filtered signal never exists in full: memory stays flat
+    whatever the track's length.
+    """
     sos32 = sos.astype(np.float32)
-    zi = np.zeros((sos.shape[0], 2), dtype=np.float32)
-    y, state = sosfilt(sos32, np.asarray(x, dtype=np.float32), zi=zi)
+    state = np.zeros((sos.shape[0], 2), dtype=np.float32)
     bounds = sub_block_bounds(len(x), sample_rate)
-    energies = _sum_squares(y, bounds)
-    leftover = y[int(bounds[-1]) :].copy()
-    del y
+    energies = np.zeros(len(bounds) - 1)
+    for first in range(0, len(bounds) - 1, CHUNK_SUB_BLOCKS):
+        edges = bounds[first : first + CHUNK_SUB_BLOCKS + 1]
+        chunk = np.asarray(x[int(edges[0]) : int(edges[-1])], dtype=np.float32)
+        y, state = sosfilt(sos32, chunk, zi=state)
+        energies[first : first + len(edges) - 1] = _sum_squares(y, edges - edges[0])
+    leftover = np.asarray(x[int(bounds[-1]) :], dtype=np.float32)
+    if len(leftover):  # the part of a sub-block after the last complete one
+        leftover, state = sosfilt(sos32, leftover, zi=state)
     tail_frames = round(LRA_TAIL_SECONDS * sample_rate)
     ring, _ = sosfilt(sos32, np.zeros(tail_frames, dtype=np.float32), zi=state)
     padded_bounds = sub_block_bounds(len(x) + tail_frames, sample_rate)[len(bounds) - 1 :]
@@ -268,7 +279,7 @@ def loudness_of(samples: np.ndarray, sample_rate: int) -> Loudness:
     sos = k_weighting_sos(sample_rate)
     weights = channel_weights(x.shape[1])
     used = [c for c in range(x.shape[1]) if weights[c] > 0.0]
-    energies = [channel_energy(np.ascontiguousarray(x[:, c]), sample_rate, sos) for c in used]
+    energies = [channel_energy(x[:, c], sample_rate, sos) for c in used]
     return measure_loudness(energies, tuple(weights[c] for c in used), len(x), sample_rate)
 
 

@@ -1,8 +1,9 @@
 """Every measurement of one track, assembled into the result's blocks.
 
-The only module that walks the channels: each channel is made contiguous once
-and handed to the peak, true-peak, K-weighting and spectrum code in turn, so the
-memory high-water mark is the decoded array plus about one channel.
+The only module that walks the channels: each channel (a strided view, never a
+copy) goes to the peak, true-peak, K-weighting and spectrum code in turn, and
+each of those works in chunks, so the memory high-water mark is the decoded
+array plus a few megabytes.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def measure(
     sum_squares, clipped, true_peak = 0.0, 0, 0.0
     # Loudest channel first: its peak lets the others skip most of their blocks.
     for c in sorted(range(channels), key=lambda ch: -float(peaks[ch].max())):
-        column = np.ascontiguousarray(x[:, c])
+        column = x[:, c]  # a strided view: every step below copies only small chunks
         sum_squares += dot(column, column)
         clipped += dynamics.clipped_samples(column, peaks[c], truepeak.BLOCK)
         true_peak = truepeak.true_peak(column, sample_rate, peaks[c], floor=true_peak)
@@ -58,7 +59,6 @@ def measure(
             used_weights.append(weights[c])
         freqs, channel_power = spectrum.power_spectrum(column, sample_rate)
         power = channel_power if len(power) == 0 else power + channel_power
-        del column
 
     loud = loudness.measure_loudness(energies, tuple(used_weights), frames, sample_rate)
     spec = spectrum.measure_spectrum(freqs, power / channels)

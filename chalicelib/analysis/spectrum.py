@@ -26,32 +26,33 @@ def frame_length(sample_rate: int) -> int:
 
 
 def power_spectrum(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frequencies, mean-square power per bin) of one channel; the bins add up to
-    the channel's mean square."""
+    """(frequencies, mean-square power per bin) of one channel (1-D, any stride);
+    the bins add up to the channel's mean square."""
     size = frame_length(sample_rate)
     n = len(x)
     freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
     if n < size:  # one zero-padded frame; a window on a handful of samples is noise
         window = np.hanning(n + 2)[1:-1].astype(np.float32) if n >= 16 else np.ones(n, np.float32)
-        starts = [0]
-        length = n
+        groups = [x[np.newaxis, :]]
     else:
         window = np.hanning(size + 2)[1:-1].astype(np.float32)
-        starts = list(range(0, n - size + 1, size))
-        if n % size:
-            starts.append(n - size)  # the tail, overlapping its neighbour
-        length = size
+        frames = x[: n // size * size].reshape(-1, size)  # a view: frames end to end
+        groups = [frames[i : i + FRAMES_PER_FFT] for i in range(0, len(frames), FRAMES_PER_FFT)]
+        if n % size:  # the tail, overlapping its neighbour
+            groups.append(x[np.newaxis, n - size :])
     total = np.zeros(len(freqs))
-    for first in range(0, len(starts), FRAMES_PER_FFT):
-        group = starts[first : first + FRAMES_PER_FFT]
-        frames = np.stack([x[s : s + length] for s in group]) * window
-        spectrum = scipy.fft.rfft(frames, n=size, axis=1)
+    count = 0
+    buffer = np.empty((len(groups[0]), len(window)), dtype=np.float32)
+    for group in groups:
+        windowed = np.multiply(group, window, out=buffer[: len(group)])
+        spectrum = scipy.fft.rfft(windowed, n=size, axis=1)
         total += (spectrum.real**2 + spectrum.imag**2).sum(axis=0, dtype=np.float64)
+        count += len(group)
     scale = np.full(len(freqs), 2.0)
     scale[0] = 1.0
     if size % 2 == 0:
         scale[-1] = 1.0
-    power = total * scale / (size * float(np.sum(window.astype(np.float64) ** 2)) * len(starts))
+    power = total * scale / (size * float(np.sum(window.astype(np.float64) ** 2)) * count)
     return freqs, power
 
 
