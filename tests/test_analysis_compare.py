@@ -161,3 +161,17 @@ def test_importing_the_package_does_not_load_numpy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
+
+
+def test_the_targets_readme_table_is_what_the_model_computes() -> None:
+    readme = (targets.TARGETS_DIR / "README.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[1:-1] for line in readme.splitlines() if line.startswith("| ")]
+    table = {cells[0].strip(): [float(c) for c in cells[1:]] for cells in rows[2:]}
+    genre_names = {n for n in genres() if "band.sub" in targets.load(n).targets}
+    assert set(table) == genre_names
+    bands = ("sub", "bass", "lowMid", "mid", "highMid", "presence", "air")
+    for name, numbers in table.items():
+        model = targets._read(name)["spectrum"]
+        assert numbers[:3] == [model["tiltDbPerOctave"], model["bassDb"], model["highpassHz"]]
+        spec = targets.load(name).targets
+        assert numbers[3:] == [spec[f"band.{band}"].target for band in bands], name

@@ -2,9 +2,11 @@
 
 The memory limit is by total samples (frames x channels) because that, not the
 duration alone, decides the size of the decoded float32 array: 20 minutes of
-8-channel 384 kHz audio would need 14.7 GB. The default of 115.2 million samples
-(20 minutes of stereo at 48 kHz, 461 MB decoded) keeps the consumer well inside a
-2 GB Lambda; analysis peaks at about 1.6x the decoded size (bench/analysis.py).
+8-channel 384 kHz audio would need 14.7 GB. The analysis works in chunks on the
+decoded array, so a process peaks at the decoded size plus about 110 MB of
+Python, numpy and scipy: 555 MB for the default of 115.2 million samples (20
+minutes of stereo at 48 kHz, 461 MB decoded; `bench/analysis.py --max-samples`),
+well inside a 2 GB Lambda. Longer or wider files are refused, from the header.
 """
 
 from __future__ import annotations
