@@ -96,12 +96,15 @@ def test_a_header_without_frames_is_empty(tmp_path: Path) -> None:
     assert _code(path) == "empty_audio"
 
 
-@pytest.mark.parametrize(("fmt", "suffix"), [("FLAC", ".flac"), ("WAV", ".wav")])
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "suffix"),
+    [("FLAC", "PCM_16", ".flac"), ("WAV", "PCM_16", ".wav"), ("MP3", "MPEG_LAYER_III", ".mp3")],
+)
 def test_truncated_files_are_corrupt(
-    tmp_path: Path, track: np.ndarray, fmt: str, suffix: str
+    tmp_path: Path, track: np.ndarray, fmt: str, subtype: str, suffix: str
 ) -> None:
     path = tmp_path / f"cut{suffix}"
-    soundfile.write(path, track, RATE, format=fmt, subtype="PCM_16")
+    soundfile.write(path, track, RATE, format=fmt, subtype=subtype)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     assert _code(path) == "corrupt_file"
