@@ -165,3 +165,24 @@ def test_the_scheduled_sweeper_wakes_consumers_for_waiting_work(
     assert (busy["waiting"], busy["woke"]) == (3, ["invoked"])
     gauges = [e for e in log_events(capsys.readouterr().out) if "QueueDepth" in e]
     assert [g["QueueDepth"] for g in gauges] == [0, 3]
+
+
+def test_the_deployed_sweeper_handler_runs_on_a_schedule_event(
+    service: Deps, tmp_path: Path
+) -> None:
+    service.queue.enqueue(str(uuid.uuid4()))
+    previous = deps.override(service)
+    try:
+        with Client(app, project_dir=str(tmp_path)) as client:
+            event = client.events.generate_cw_event(
+                source="aws.events",
+                detail_type="Scheduled Event",
+                detail={},
+                resources=["arn:aws:events:us-east-1:123456789012:rule/soundcheck-sweeper"],
+            )
+            response = client.lambda_.invoke("sweeper", event)
+    finally:
+        deps.override(previous)
+    assert response.payload["waiting"] == 1
+    assert response.payload["woke"] == ["invoked"]
+    assert response.payload["sweep"] is not None
