@@ -92,6 +92,10 @@ def load_app(project_dir: Path) -> ModuleType:
     return module
 
 
+class StackError(RuntimeError):
+    """The stack cannot start; the message says why in one line."""
+
+
 class _QuietHandler(ChaliceRequestHandler):
     """chalice's request handler without http.server's access log: one JSON object per line.
 
@@ -114,8 +118,8 @@ class _PooledHTTPServer(HTTPServer):
     """
 
     def __init__(self, address: tuple[str, int], handler: Any) -> None:
-        super().__init__(address, handler)
         self._pool = ThreadPoolExecutor(API_THREADS, thread_name_prefix="api")
+        super().__init__(address, handler)  # binds; on failure it calls server_close
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self._pool.submit(self._handle, request, client_address)
@@ -195,14 +199,18 @@ class LocalStack:
         module = load_app(self.options.project_dir)
         config = Config.create(chalice_stage="dev", app_name=module.app.app_name, lambda_timeout=30)
         _serve_from_threads(module.app)
-        self._server = LocalDevServer(
-            module.app,
-            config,
-            self.options.host,
-            self.options.port,
-            handler_cls=_QuietHandler,
-            server_cls=_PooledHTTPServer,
-        )
+        try:
+            self._server = LocalDevServer(
+                module.app,
+                config,
+                self.options.host,
+                self.options.port,
+                handler_cls=_QuietHandler,
+                server_cls=_PooledHTTPServer,
+            )
+        except OSError as exc:
+            where = f"{self.options.host}:{self.options.port}"
+            raise StackError(f"cannot listen on {where}: {exc.strerror}; try --port") from None
         host, port = self._server.server.server_address[:2]
         url = f"http://{host}:{port}"
         os.environ.setdefault("SOUNDCHECK_PUBLIC_URL", url)
@@ -267,9 +275,9 @@ class LocalStack:
                 return
             dead = [c.name for c in self._supervisor.children if not c.alive()]
             if dead:
-                raise RuntimeError(f"{', '.join(dead)} exited during start-up; see the log")
+                raise StackError(f"{', '.join(dead)} exited during start-up; see its output")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"workers not ready after {WORKER_START_TIMEOUT_S:.0f}s")
+                raise StackError(f"workers not ready after {WORKER_START_TIMEOUT_S:.0f}s")
             time.sleep(0.05)
 
     def _sweep_forever(self, period_s: float) -> None:
@@ -338,6 +346,9 @@ def run(options: StackOptions) -> int:
             flush=True,
         )
         stack.serve()
+    except StackError as exc:
+        print(f"soundcheck dev: {exc}", file=sys.stderr)
+        return 1
     finally:
         stack.close()
     return 0
