@@ -132,7 +132,7 @@ def _interpolated_max(x: np.ndarray, lo: int, hi: int, phases: np.ndarray) -> fl
         inside = x[max(start, 0) : min(stop, n)]
         segment = np.pad(inside, (max(-start, 0), max(stop - n, 0)), mode="edge")
     else:
-        segment = x[start:stop]
+        segment = np.ascontiguousarray(x[start:stop])  # one strided copy, not twelve
     width = hi - lo
     stacked = np.empty((TAPS_PER_PHASE, width), dtype=np.float32)
     for k in range(TAPS_PER_PHASE):
