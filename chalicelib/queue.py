@@ -47,13 +47,16 @@ claim never issues a token below the server time in microseconds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import redis
+from redis.exceptions import NoScriptError
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
@@ -130,19 +133,25 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) + 
 local now_us = tonumber(clock[1]) * 1000000 + tonumber(clock[2]) + offset * 1000
 
 local function num(x) return string.format('%.0f', x) end
+"""
 
+# Helpers, in dependency order; a script carries only those it calls (less work per call).
+_HELPERS: dict[str, str] = {
+    "to_wait": """
 local function to_wait(id, jk, order)
   redis.call('HSET', jk, 'state', 'waiting')
   redis.call('ZADD', K.wait, order, id)
   redis.call('ZADD', K.since, num(now), id)
 end
-
+""",
+    "has_work": """
 local function has_work()
   if redis.call('ZCARD', K.wait) > 0 then return true end
   local first = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
   return first[2] ~= nil and tonumber(first[2]) <= now
 end
-
+""",
+    "wake": """
 local function wake(n)
   if n <= 0 or redis.call('EXISTS', K.paused) == 1 then return end
   local marks = {}
@@ -150,7 +159,8 @@ local function wake(n)
   redis.call('LPUSH', K.marker, unpack(marks))
   redis.call('LTRIM', K.marker, 0, __MARKER_MAX__ - 1)
 end
-
+""",
+    "record": """
 local function record(jk, kind, attempt, message)
   local history = cjson.decode(redis.call('HGET', jk, 'errors') or '[]')
   history[#history + 1] = {at = now, attempt = attempt, kind = kind,
@@ -158,7 +168,8 @@ local function record(jk, kind, attempt, message)
   while #history > __ERROR_HISTORY__ do table.remove(history, 1) end
   redis.call('HSET', jk, 'errors', cjson.encode(history))
 end
-
+""",
+    "bury": """
 local function bury(id, jk, max_dead)
   redis.call('HSET', jk, 'state', 'dead')
   redis.call('HDEL', jk, 'token', 'consumer', 'lease')
@@ -169,7 +180,8 @@ local function bury(id, jk, max_dead)
     for i = 1, #old, 2 do redis.call('DEL', JOB .. old[i]) end
   end
 end
-
+""",
+    "promote": """
 local function promote(limit)
   local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', num(now), 'LIMIT', 0, limit)
   for _, id in ipairs(due) do
@@ -179,12 +191,14 @@ local function promote(limit)
   end
   return due
 end
-
+""",
+    "current": """
 local function current(jk, token)
   local v = redis.call('HMGET', jk, 'state', 'token', 'attempt')
   return v[1] == 'active' and v[2] == token, tonumber(v[3] or '0')
 end
-"""
+""",
+}
 
 _SCRIPTS: dict[str, str] = {
     # ARGV: id, priority, delay_ms
@@ -382,13 +396,21 @@ _CONSTANTS = {
 
 
 def _lua(body: str) -> str:
-    source = _PRELUDE + body
+    used = {name for name in _HELPERS if re.search(rf"\b{name}\(", body)}
+    for name in reversed(_HELPERS):  # helpers calling earlier helpers pull them in
+        if name in used:
+            used |= {n for n in _HELPERS if re.search(rf"\b{n}\(", _HELPERS[name])}
+    source = _PRELUDE + "".join(src for name, src in _HELPERS.items() if name in used) + body
     for placeholder, value in _CONSTANTS.items():
         source = source.replace(placeholder, value)
     return source
 
 
 _SOURCES: dict[str, str] = {name: _lua(body) for name, body in _SCRIPTS.items()}
+_SHAS: dict[str, str] = {
+    name: hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest()
+    for name, src in _SOURCES.items()
+}
 
 
 def _text(value: Any) -> str:
@@ -456,7 +478,8 @@ class Queue:
         self.keys = [prefix + k for k in _KEY_NAMES]
         self._job_prefix = prefix + "job:"
         self._marker_key = prefix + "marker"
-        self._scripts = {n: client.register_script(src) for n, src in _SOURCES.items()}
+        # EVALSHA sha numkeys KEYS... job-prefix: encoded once, it is the same for every call
+        self._head = [len(self.keys), *(k.encode() for k in self.keys), self._job_prefix.encode()]
         self._checked = False
 
     @classmethod
@@ -474,9 +497,17 @@ class Queue:
         return self._job_prefix + job_id
 
     def _run(self, script: str, *args: Any) -> Any:
-        return self._scripts[script](
-            keys=self.keys, args=[self._job_prefix, self.time_offset_ms, *args]
-        )
+        """One EVALSHA; loads the script when the server does not know it (first use, restart)."""
+        sha = _SHAS[script]
+        try:
+            return self.client.execute_command(
+                "EVALSHA", sha, *self._head, self.time_offset_ms, *args
+            )
+        except NoScriptError:
+            self.client.script_load(_SOURCES[script])
+            return self.client.execute_command(
+                "EVALSHA", sha, *self._head, self.time_offset_ms, *args
+            )
 
     def _ensure_checked(self) -> None:
         if not self._checked:

