@@ -42,7 +42,17 @@ peek      for ``wait_for_job``: is there claimable work now, else when is the ne
 stats     counts per state, oldest waiting age, consumers last seen (read only)
 
 Fencing tokens only grow across the whole queue, even if Redis loses its data: a
-claim never issues a token below the server time in microseconds.
+claim never issues a token below the server time in microseconds (~1.8e15, so a
+Postgres bigint). A lease that has run out still belongs to its token until a sweep
+reclaims the job; from then on that token can neither extend, ack nor fail it.
+
+Waking: an enqueue (and a resume, a sweep that frees jobs, an ack or death under
+the in-flight cap) pushes markers; each blocked ``wait_for_job`` BLPOP takes one, so
+one new job wakes one worker. Retried and reclaimed jobs keep their original place
+in the wait order.
+
+The server is checked (``maxmemory-policy`` must be ``noeviction``, Redis >= 6.2) on
+a Queue's first enqueue or claim; ``check_server()`` does it up front.
 """
 
 from __future__ import annotations
@@ -559,7 +569,7 @@ class Queue:
         ]
 
     def extend(self, job_id: str, token: int, lease_ms: int) -> bool:
-        """Renew the lease; False if `token` is no longer the job's current one."""
+        """Renew the lease from now; False if `token` is no longer the job's current one."""
         _check_int(lease_ms, "lease_ms", 1)
         return bool(self._run("extend", job_id, int(token), lease_ms))
 
