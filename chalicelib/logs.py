@@ -113,7 +113,12 @@ def _write(line: Mapping[str, Any], stream: TextIO | None) -> None:
         text = json.dumps(line, default=str, separators=(",", ":"), allow_nan=False)
     except ValueError:  # a NaN somewhere: logging must never fail the caller
         text = json.dumps(_finite(line), default=str, separators=(",", ":"))
-    print(text, file=stream or sys.stdout, flush=True)
+    # One write call per line: print() writes the text and the newline separately,
+    # and with PYTHONUNBUFFERED (Docker, CI) another thread or process sharing the
+    # stream can slip its line in between, gluing two JSON objects together.
+    out = stream or sys.stdout
+    out.write(text + "\n")
+    out.flush()
 
 
 def _finite(value: Any) -> Any:
