@@ -245,8 +245,6 @@ if cap > 0 then n = math.min(n, cap - redis.call('ZCARD', K.active)) end
 if n <= 0 then return {} end
 local popped = redis.call('ZPOPMIN', K.wait, n)
 if #popped == 0 then return {} end
-local last = tonumber(redis.call('GET', K.token) or '0')
-if last < now_us then redis.call('SET', K.token, num(now_us)) end
 local expires = num(now + lease)
 local out = {}
 for i = 1, #popped, 2 do
@@ -255,6 +253,10 @@ for i = 1, #popped, 2 do
   redis.call('ZREM', K.since, id)
   if redis.call('HGET', jk, 'state') == 'waiting' then
     local token = redis.call('INCR', K.token)
+    if token < now_us then  -- never below the clock: tokens outgrow a lost or stale counter
+      token = now_us
+      redis.call('SET', K.token, num(token))
+    end
     local attempt = redis.call('HINCRBY', jk, 'attempt', 1)
     redis.call('HSET', jk, 'state', 'active', 'token', num(token), 'consumer', consumer,
                'lease', expires)
