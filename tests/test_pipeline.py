@@ -56,6 +56,9 @@ class Stack:
         file_key = self.client.upload(path)
         return str(self.client.submit(file_key, file_name=name)["jobId"])
 
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
     def job(self, job_id: str) -> dict[str, Any]:
         return self.client.job(job_id)
 
@@ -157,6 +160,13 @@ def blocked_starts(stack: Stack) -> int:
         conn.close()
 
 
+def workers_ready(stack: Stack, count: int = 2) -> bool:
+    """Every worker of the stack (a restarted one too) has warmed up and polled the queue."""
+    workers = psutil.Process(stack.process.pid).children()
+    seen = {name.rsplit(":", 1)[-1] for name in stack.queue.stats()["consumers"]}
+    return len(workers) == count and {str(w.pid) for w in workers} <= seen
+
+
 def wait_done(stack: Stack, job_ids: list[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
     def done() -> dict[str, dict[str, Any]] | None:
         jobs = {j: stack.job(j) for j in job_ids}
@@ -202,6 +212,7 @@ def test_other_keys_see_nothing_over_http(stack: Stack) -> None:
 
 
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes_once(stack: Stack) -> None:
+    wait_until(lambda: workers_ready(stack), timeout=60, what="both workers to be ready")
     stack.queue.pause()  # so the row lock is in place before any worker sees the job
     job_id = stack.submit(wav_bytes(2.0))
     with row_locked(stack, [job_id]):
@@ -225,12 +236,15 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes_once(stack: S
 
 
 def test_flushdb_mid_run_loses_no_job(stack: Stack, redis_url: str) -> None:
+    wait_until(lambda: workers_ready(stack), timeout=60, what="both workers to be ready")
     stack.queue.pause()
     job_ids = [stack.submit(wav_bytes(1.0)) for _ in range(6)]
     with row_locked(stack, job_ids[:2]):
         stack.queue.resume()
         # both workers are now stuck in the middle of a job, four jobs wait in Redis
-        wait_until(lambda: blocked_starts(stack) == 2, timeout=20, what="both workers busy")
+        wait_until(
+            lambda: blocked_starts(stack) == 2, timeout=20, what=f"both workers busy {stack.tail()}"
+        )
         client = redis.Redis.from_url(redis_url)
         try:
             client.flushdb()
@@ -238,10 +252,11 @@ def test_flushdb_mid_run_loses_no_job(stack: Stack, redis_url: str) -> None:
         finally:
             client.close()
     jobs = wait_done(stack, job_ids, timeout=90)
-    assert {j["status"] for j in jobs.values()} == {"completed"}
+    assert {j["status"] for j in jobs.values()} == {"completed"}, jobs
     for job_id in job_ids:
-        assert len(stack.events("completed", job_id)) == 1, job_id
-    assert {e["jobId"] for e in stack.events("requeued")} >= set(job_ids[2:])
+        assert len(stack.events("completed", job_id)) == 1, (job_id, stack.tail())
+    requeued = {e["jobId"] for e in stack.events("requeued")}
+    assert requeued >= set(job_ids[2:]), (job_ids, requeued)
 
 
 def _alive(pid: int) -> bool:
