@@ -157,7 +157,7 @@ def test_sam_schedule_and_api(out: Path, stage: str) -> None:
     (rest,) = apis
     paths = rest["Properties"]["DefinitionBody"]["paths"]
     assert "/health" in paths
-    assert rest["Properties"]["StageName"] == "api"
+    assert rest["Properties"]["StageName"] == "v1"
 
 
 @pytest.mark.parametrize("stage", STAGES)
