@@ -41,11 +41,24 @@ def connect_kwargs(url: str) -> dict[str, object]:
     return kwargs
 
 
-def connect(url: str, schema: str = "public", timeout: float = 10.0) -> pg8000.native.Connection:
-    """A native pg8000 connection whose search_path is `schema` (created if missing)."""
+def connect(
+    url: str,
+    schema: str = "public",
+    timeout: float = 10.0,
+    application_name: str = "soundcheck",
+) -> pg8000.native.Connection:
+    """A native pg8000 connection whose search_path is `schema` (created if missing).
+
+    `application_name` shows in pg_stat_activity, so an operator can tell
+    soundcheck's connections (and which part opened them) from everyone else's.
+    """
     if not schema.isidentifier() or schema != schema.lower():
         raise ValueError(f"schema must be a lower-case identifier, got {schema!r}")
-    conn = pg8000.native.Connection(timeout=timeout, **connect_kwargs(url))  # type: ignore[arg-type]
+    conn = pg8000.native.Connection(
+        timeout=timeout,
+        application_name=application_name,
+        **connect_kwargs(url),  # type: ignore[arg-type]
+    )
     if schema != "public":
         try:
             conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')

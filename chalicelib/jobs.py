@@ -212,24 +212,41 @@ def _job(row: dict[str, Any]) -> Job:
     return Job(**values)
 
 
+def _close_quietly(conn: pg8000.native.Connection) -> None:
+    with suppress(Exception):
+        conn.close()
+
+
 class JobStore:
     """Jobs and API keys in Postgres.
 
-    Thread-safe: `chalice local` serves requests from several threads, so each
-    thread gets its own connection. A dropped connection (Postgres restarted, a
-    managed database's idle timeout) is reopened once and the statement re-run.
+    Thread-safe through a small pool: a statement borrows an idle connection (or
+    opens one) and gives it back, so a server that starts a thread per request
+    holds as many connections as it runs statements at once, never one per thread
+    it ever started ("too many clients"). A dropped connection (Postgres
+    restarted, a managed database's idle timeout) is reopened once and the
+    statement re-run; the idle ones are dropped too, as they died with it.
     Re-running never does harm: `create` inserts an id made here (so a re-run finds
     its own row), and the fenced writes at worst report False for a write that did
     land, which the consumer treats like a lost lease and the sweeper repairs.
     """
 
-    def __init__(self, database_url: str, schema: str = "public", *, timeout: float = 10.0):
+    def __init__(
+        self,
+        database_url: str,
+        schema: str = "public",
+        *,
+        timeout: float = 10.0,
+        max_idle: int = 4,
+        application_name: str = "soundcheck",
+    ):
         self.database_url = database_url
         self.schema = schema
+        self.application_name = application_name
         self._timeout = timeout
-        self._local = threading.local()
+        self._max_idle = max_idle
         self._lock = threading.Lock()
-        self._open: builtins.list[pg8000.native.Connection] = []
+        self._idle: builtins.list[pg8000.native.Connection] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
@@ -237,56 +254,70 @@ class JobStore:
 
     # --- connections -------------------------------------------------------
 
-    def _connection(self) -> pg8000.native.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.database_url, self.schema, timeout=self._timeout)
-            self._local.conn = conn
-            with self._lock:
-                self._open.append(conn)
-        return conn
+    def _connect(self) -> pg8000.native.Connection:
+        return connect(
+            self.database_url,
+            self.schema,
+            timeout=self._timeout,
+            application_name=self.application_name,
+        )
 
-    def _discard(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is None:
-            return
+    def _borrow(self) -> pg8000.native.Connection:
         with self._lock:
-            if conn in self._open:
-                self._open.remove(conn)
-        with suppress(Exception):
-            conn.close()
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _give_back(self, conn: pg8000.native.Connection) -> None:
+        with self._lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+                return
+        _close_quietly(conn)
+
+    def _drop(self, conn: pg8000.native.Connection) -> None:
+        """Close a broken connection and every idle one: they share its fate."""
+        with self._lock:
+            stale, self._idle = self._idle, []
+        for each in (conn, *stale):
+            _close_quietly(each)
 
     def _rows(self, sql: str, **params: Any) -> builtins.list[dict[str, Any]]:
         """Run one statement (its own transaction) and return rows as dicts."""
         for attempt in (1, 2):
-            conn = self._connection()
+            conn = self._borrow()
             try:
                 rows = conn.run(sql, **params)
                 names = [c["name"] for c in conn.columns or []]
-                return [dict(zip(names, row, strict=True)) for row in rows or ()]
+                result = [dict(zip(names, row, strict=True)) for row in rows or ()]
             except (pg8000.exceptions.InterfaceError, OSError):
                 # pg8000 reports a broken socket as either, depending on where it broke.
-                self._discard()
+                self._drop(conn)
                 if attempt == 2:
                     raise
+                continue
             except pg8000.exceptions.DatabaseError as exc:
                 details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
                 if details.get("C") not in _CONNECTION_LOST:
+                    self._give_back(conn)  # an error in the statement, not the connection
                     raise
-                self._discard()
+                self._drop(conn)
                 if attempt == 2:
                     raise
+                continue
+            except BaseException:
+                _close_quietly(conn)  # interrupted mid-statement: its state is unknown
+                raise
+            self._give_back(conn)
+            return result
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        """Close every connection this store opened, in any thread."""
+        """Close the idle connections; statements still running give theirs back later."""
         with self._lock:
-            conns, self._open = self._open, []
-        for conn in conns:
-            with suppress(Exception):
-                conn.close()
-        self._local = threading.local()
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close_quietly(conn)
 
     def ping(self) -> bool:
         """True when Postgres answers (for /health/ready)."""
@@ -314,7 +345,7 @@ class JobStore:
         them take turns, and each migration commits together with its record.
         """
         pending = migrations(directory)
-        conn = connect(self.database_url, self.schema, timeout=self._timeout)
+        conn = self._connect()
         applied: builtins.list[str] = []
         try:
             with self._migration_lock(conn):

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pg8000
 import pytest
 
 from chalicelib.auth import hash_key
@@ -27,6 +28,7 @@ from chalicelib.jobs import (
     migrations,
     parse_job_id,
 )
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -560,6 +562,43 @@ def test_a_dropped_connection_is_reopened(store: JobStore, database_url: str, ow
     assert admin.run("SELECT pg_terminate_backend(:pid)", pid=pid) == [[True]]
     admin.close()
     assert store.get(job.id) == job
+    assert store.ping()
+
+
+def test_short_lived_threads_do_not_each_keep_a_connection(
+    database_url: str, migrated: str, owner: str
+) -> None:
+    """A server that starts a thread per request (chalice local) must not leak one
+    connection per thread it ever ran: Postgres answers "too many clients"."""
+    name = f"sc-pool-{uuid.uuid4().hex[:8]}"
+    store = JobStore(database_url, migrated, max_idle=2, application_name=name)
+    admin = connect(database_url)
+    try:
+        for _ in range(30):
+            thread = threading.Thread(target=lambda: store.list(owner))
+            thread.start()
+            thread.join(timeout=30)
+        open_now = admin.run(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :n", n=name
+        )[0][0]
+        assert 1 <= open_now <= 2
+        store.close()
+        wait_until(
+            lambda: (
+                admin.run(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :n", n=name
+                )[0][0]
+                == 0
+            ),
+            what="the store's connections to close",
+        )
+    finally:
+        admin.close()
+
+
+def test_a_failed_statement_keeps_its_connection_usable(store: JobStore) -> None:
+    with pytest.raises(pg8000.exceptions.DatabaseError):
+        store._rows("SELECT no_such_column FROM jobs")
     assert store.ping()
 
 
