@@ -45,19 +45,19 @@ clean:
 
 # --- benchmarks (print numbers; nothing asserted) ---
 bench-queue: $(STAMP)
-	$(BIN)/python bench/queue.py
+	$(BIN)/python -P bench/queue.py
 
 bench-analysis: $(STAMP)
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq ffmpeg >/dev/null; } || echo "ffmpeg could not be installed: its row stays empty"
-	$(BIN)/python bench/analysis.py $(BENCH_ARGS)
+	$(BIN)/python -P bench/analysis.py $(BENCH_ARGS)
 
 bench-import: $(STAMP)
 	@$(MAKE) -s package STAGES=prod OUT=out/bench-import >/dev/null
-	$(BIN)/python bench/imports.py --package out/bench-import/prod/cloudformation/deployment.zip
+	$(BIN)/python -P bench/imports.py --package out/bench-import/prod/cloudformation/deployment.zip
 
 bench-pipeline: $(STAMP)
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python -P bench/pipeline.py
 
 # --- AWS (offline) ---
 layer: $(STAMP)

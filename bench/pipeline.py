@@ -7,9 +7,11 @@
    jobs/s = N / (last completedAt - first submit).
 
 Uses REDIS_URL / DATABASE_URL when set (a queue and schema of its own), else
-embedded servers under .soundcheck/bench. Prints numbers; asserts nothing.
+embedded servers under .soundcheck/bench. Prints numbers; asserts nothing. Run with
+`python -P` (as `make bench-pipeline` does): bench/queue.py would shadow the
+standard library's `queue` if this folder led sys.path.
 
-    .venv/bin/python bench/pipeline.py [--latency-jobs 100] [--throughput-jobs 200]
+    .venv/bin/python -P bench/pipeline.py [--latency-jobs 100] [--throughput-jobs 200]
 """
 
 from __future__ import annotations
