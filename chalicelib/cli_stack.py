@@ -1,4 +1,4 @@
-"""The pipeline's commands: dev, worker, submit, status, queue stats, migrate, demo.
+"""The pipeline's commands: dev, worker, submit, status, queue stats, migrate, keys, demo.
 
 `add_commands(subparsers)` registers them on the `soundcheck` command's argparse
 subparsers (chalicelib/cli.py); `python -m chalicelib.cli_stack` runs them alone.
@@ -95,6 +95,15 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_create(args: argparse.Namespace) -> int:
+    """Register an API key for an owner (DATABASE_URL); print it once: only its hash is kept."""
+    from chalicelib import settings
+    from chalicelib.jobs import JobStore
+
+    print(JobStore.from_settings(settings.get()).create_api_key(args.owner, args.key))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from chalicelib.local import demo
 
@@ -147,6 +156,13 @@ def add_commands(subparsers: Any) -> None:
 
     p = subparsers.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
     p.set_defaults(func=_migrate)
+
+    p = subparsers.add_parser("keys", help="API key commands")
+    key_commands = p.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="make an API key for an owner and print it")
+    create.add_argument("owner", help="an opaque owner id; jobs belong to it")
+    create.add_argument("--key", help="use this key instead of a new random one")
+    create.set_defaults(func=_keys_create)
 
     p = subparsers.add_parser("demo", help="start the stack, analyse one track, stop")
     p.add_argument("file", nargs="?", type=Path, help="a track (default: a synthetic mix)")

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from chalicelib.db import connect
+from chalicelib.jobs import JobStore
 from chalicelib.local.processes import PARENT_PID_ENV, Supervisor
 from chalicelib.local.stack import StackInfo, read_state
 from tests.waiting import wait_until
@@ -126,6 +127,27 @@ def test_soundcheck_migrate_applies_once(database_url: str) -> None:
     assert (first.returncode, again.returncode) == (0, 0), first.stderr + again.stderr
     assert first.stdout.startswith("applied: 0001_")
     assert again.stdout.strip() == "up to date"
+
+
+def test_soundcheck_keys_create_registers_a_working_key(database_url: str) -> None:
+    schema = f"sc_k_{os.getpid()}_{id(database_url) % 10_000}"
+    env = {**os.environ, "DATABASE_URL": database_url, "SOUNDCHECK_DB_SCHEMA": schema}
+    cli = [sys.executable, "-m", "chalicelib.cli"]
+    try:
+        subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True, timeout=60)
+        made = subprocess.run(
+            [*cli, "keys", "create", "alice"], env=env, capture_output=True, text=True, timeout=60
+        )
+        store = JobStore(database_url, schema)
+        key = made.stdout.strip()
+        assert made.returncode == 0, made.stderr
+        assert store.owner_for_key(key) == "alice"
+        assert store.owner_for_key(key + "x") is None
+        store.close()
+    finally:
+        conn = connect(database_url)
+        conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.close()
 
 
 def test_commands_name_a_missing_setting_instead_of_a_traceback() -> None:
