@@ -131,6 +131,8 @@ def _string(body: Mapping[str, Any], name: str, *, required: bool, max_len: int)
         raise bad_request("invalid_field", f"{name} must be a non-empty string")
     if len(value) > max_len:
         raise bad_request("invalid_field", f"{name} must be at most {max_len} characters")
+    if "\x00" in value:  # Postgres text cannot hold NUL: it would fail the INSERT (a 503)
+        raise bad_request("invalid_field", f"{name} must not contain NUL characters")
     return value
 
 
@@ -233,7 +235,8 @@ def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
     if status is not None and status not in STATUSES:
         raise bad_request("invalid_status", f"status must be one of {', '.join(STATUSES)}")
     raw_limit = params.get("limit") or "20"
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST_LIMIT:
+    # ASCII digits only: str.isdigit() accepts "²", which int() refuses (a 500).
+    if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= MAX_LIST_LIMIT:
         raise bad_request("invalid_limit", f"limit must be an integer from 1 to {MAX_LIST_LIMIT}")
     return ListQuery(status=status, limit=int(raw_limit))
 
