@@ -70,24 +70,27 @@ def suggestion(metric: str, value: float, target: Any, outcome: Scored, mode: st
         )
     if metric in ("plrDb", "psrDb"):
         name = "peak-to-loudness ratio" if metric == "plrDb" else "peak-to-short-term ratio"
+        where = _beyond(value, target, whose, up, "{:.1f} dB")
         if up:
             return (
-                f"The {name} is {value:.1f} dB, {amount:.1f} dB under {goal:.1f} dB ({whose}): "
-                f"the master is over-limited; back off about {amount:.1f} dB of limiting."
+                f"The {name} is {value:.1f} dB, {where}: the master is over-limited; "
+                f"back off about {amount:.1f} dB of limiting."
             )
         return (
-            f"The {name} is {value:.1f} dB, {amount:.1f} dB over {goal:.1f} dB ({whose}): "
-            f"there is room for about {amount:.1f} dB more limiting at the same ceiling."
+            f"The {name} is {value:.1f} dB, {where}: there is room for about "
+            f"{amount:.1f} dB more limiting at the same ceiling."
         )
     if metric == "correlation":
         if up:
             return (
-                f"Stereo correlation is {value:.2f}, below {goal:.2f} ({whose}): check for "
+                f"Stereo correlation is {value:.2f}, "
+                f"{_beyond(value, target, whose, up, '{:.2f}', 'below')}: check for "
                 "phase problems (polarity, wideners, stereo delays) and keep the low end "
                 "mono below about 120 Hz."
             )
         return (
-            f"Stereo correlation is {value:.2f}, above {goal:.2f} ({whose}): the image is "
+            f"Stereo correlation is {value:.2f}, "
+            f"{_beyond(value, target, whose, up, '{:.2f}', 'above')}: the image is "
             "narrower; pan or widen the supporting parts."
         )
     if metric == "widthPercent":
@@ -116,3 +119,26 @@ def suggestion(metric: str, value: float, target: Any, outcome: Scored, mode: st
             f"{action} around {_BAND_CENTRE_HZ[band]} by about {amount:.1f} dB."
         )
     return f"{metric} is {value:g}; {whose} is {goal:g}."
+
+
+def _beyond(value: float, target: Any, whose: str, up: bool, number: str, word: str = "") -> str:
+    """Where the value sits, against the same number the report's table shows.
+
+    A range target is its centre ("4.5 dB under 6.5 dB (the target)"). A one-sided
+    target's table column shows its limit (target - tolerance for a minimum), so
+    the sentence names that limit and then the centre to aim for, instead of
+    calling the centre "the target" next to a different number.
+    """
+    goal = target.target
+    if target.kind in ("min", "max") and target.tolerance:
+        limit = goal - target.tolerance if target.kind == "min" else goal + target.tolerance
+        side = "minimum" if target.kind == "min" else "maximum"
+        owner = "the reference's" if whose == "the reference's" else "the target's"
+        word = word or ("under" if up else "over")
+        return (
+            f"{word} {owner} {side} of {number.format(limit)} (aim for about {number.format(goal)})"
+        )
+    if word:
+        return f"{word} {number.format(goal)} ({whose})"
+    amount = number.format(abs(value - goal)).replace(" dB", "")
+    return f"{amount} dB {'under' if up else 'over'} {number.format(goal)} ({whose})"
