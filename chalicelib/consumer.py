@@ -294,7 +294,9 @@ def _fail(deps: Deps, claim: Claim, journal: _Journal, exc: Exception) -> Outcom
         return "lost"
     final = not retryable or (outcome is not None and outcome.state == "dead")
     try:
-        written = deps.jobs.fail(claim.job_id, claim.token, code, message, final=final)
+        written = deps.jobs.fail(
+            claim.job_id, claim.token, code, message, final=final, attempts=claim.attempt
+        )
     except Exception as db_exc:  # Postgres is down: reconcile and the retry fix it later
         logs.event("job_fail_error", jobId=claim.job_id, error=_describe(db_exc))
         written = True
@@ -407,7 +409,9 @@ def sweep(deps: Deps, min_age_s: float = RECONCILE_MIN_AGE_S) -> SweepReport:
         job = deps.jobs.get(job_id)
         if job is None or job.status not in ("queued", "processing"):
             continue
-        if deps.jobs.fail(job_id, job.lease_token, STALLED, STALLED_MESSAGE, final=True):
+        if deps.jobs.fail(
+            job_id, job.lease_token, STALLED, STALLED_MESSAGE, final=True, attempts=job.attempts
+        ):
             failed += 1
             logs.event("failed", jobId=job_id, attempt=job.attempts, code=STALLED)
             logs.job_metrics("failed", queue=queue_name, code=STALLED, jobId=job_id)

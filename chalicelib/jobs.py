@@ -502,12 +502,24 @@ class JobStore:
         )
         return bool(rows)
 
-    def fail(self, job_id: str, token: int | None, code: str, message: str, final: bool) -> bool:
+    def fail(
+        self,
+        job_id: str,
+        token: int | None,
+        code: str,
+        message: str,
+        final: bool,
+        *,
+        attempts: int | None = None,
+    ) -> bool:
         """Record a failure; False when the lease was lost.
 
         final: the job is `failed`. Not final: a retry waits in the queue, so the
         job reads `queued` with its attempts and this error. `token=None` matches a
         job never started (the sweeper failing a job the queue gave up on).
+        `attempts`, when given, must match too: `retry` keeps the token (so older
+        claims stay fenced out) but resets attempts to 0, so a failure decided from
+        a read made before a retry cannot fail the retried job.
         """
         rows = self._rows(
             "UPDATE jobs SET status = CASE WHEN :final THEN 'failed' ELSE 'queued' END,"
@@ -515,9 +527,11 @@ class JobStore:
             " completed_at = CASE WHEN :final THEN now() ELSE NULL END, updated_at = now()"
             " WHERE id = CAST(:id AS uuid) AND status IN ('queued', 'processing')"
             " AND lease_token IS NOT DISTINCT FROM :token"
+            " AND (CAST(:attempts AS integer) IS NULL OR attempts = :attempts)"
             " RETURNING id",
             id=parse_job_id(job_id),
             token=token,
+            attempts=attempts,
             code=code,
             message=message[:2000],
             final=bool(final),

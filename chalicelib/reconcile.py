@@ -77,7 +77,12 @@ def reconcile(
             if queue.enqueue(job.id, priority=job.priority):
                 result.enqueued.append(job.id)
         elif store.fail(
-            job.id, job.lease_token, action.error_code or STALLED, action.error_message or "", True
+            job.id,
+            job.lease_token,
+            action.error_code or STALLED,
+            action.error_message or "",
+            True,
+            attempts=job.attempts,  # the job as read: a retry since then is left alone
         ):
             result.failed.append(job.id)
     return result

@@ -181,3 +181,40 @@ def test_a_job_the_queue_gave_up_on_is_failed(store: JobStore, queue: Queue) -> 
     result = reconcile(store, queue, min_age_seconds=0)
     assert crashed.id in result.enqueued and crashed.id not in result.failed
     assert queue.states([crashed.id]) == {crashed.id: "waiting"}
+
+
+class RetriedMeanwhile(Queue):
+    """A real queue; between reading Redis and acting, another sweeper fails the job and
+    its owner retries it (the race of two sweeps and `POST /api/jobs/{id}/retry`)."""
+
+    store: JobStore
+    owner: str
+    token: int
+
+    def states(self, job_ids: list[str]) -> dict[str, str | None]:
+        seen = super().states(job_ids)
+        for job_id in job_ids:
+            assert self.store.fail(job_id, self.token, STALLED, "by another sweeper", True)
+            self.store.retry(job_id, self.owner)
+            assert self.enqueue(job_id)
+        return seen
+
+
+def test_a_failure_decided_before_a_retry_never_fails_the_retried_job(
+    store: JobStore, redis_client: redis.Redis, queue_name: str
+) -> None:
+    owner = f"o-{uuid.uuid4().hex[:8]}"
+    queue = RetriedMeanwhile(redis_client, queue_name, max_attempts=1)
+    crashed = submit(store, owner)
+    queue.enqueue(crashed.id)
+    claim = queue.claim("c1", lease_ms=60_000)[0]
+    store.start(crashed.id, claim.token, claim.attempt)
+    assert queue.fail(crashed.id, claim.token, "boom", retryable=True).state == "dead"
+    queue.store, queue.owner, queue.token = store, owner, claim.token
+
+    result = reconcile(store, queue, min_age_seconds=0)
+
+    assert result.failed == []
+    retried = store.get(crashed.id)
+    assert retried is not None and retried.status == "queued" and retried.error_code is None
+    assert Queue.states(queue, [crashed.id]) == {crashed.id: "waiting"}
