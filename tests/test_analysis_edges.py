@@ -228,3 +228,25 @@ def test_skipping_blocks_gives_the_same_true_peak_as_oversampling_everything() -
             truepeak._interpolated_max(channel, 0, len(channel), phases),
         )
         assert truepeak.true_peak(channel, 44100, peaks) == pytest.approx(everything, rel=1e-6)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16"])
+def test_a_clipped_file_counts_both_polarities_at_its_own_full_scale(
+    tmp_path: Any, subtype: str
+) -> None:
+    """8-bit PCM stores +127/128 at most: a clipped 8-bit file must still count its
+    positive clips, not only the -1.0 ones."""
+    import soundfile as sf
+
+    from chalicelib.analysis import analyze_file
+
+    path = tmp_path / f"square-{subtype}.wav"
+    sf.write(path, _square(1.0), RATE, subtype=subtype)
+    result = analyze_file(path)
+    assert result["file"]["subtype"] == subtype
+    assert result["peaks"]["clippedSamples"] == 2 * RATE
+
+
+def test_an_int8_array_counts_its_positive_clips() -> None:
+    wave = np.where(_square(1.0) > 0, 127, -128).astype(np.int8)
+    assert analyze(wave, RATE)["peaks"]["clippedSamples"] == 2 * RATE

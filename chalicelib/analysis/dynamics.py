@@ -14,14 +14,22 @@ import numpy as np
 # The largest positive 16-bit sample: a sample at or beyond it is at full scale in
 # every PCM format (24-bit full scale is above it) and in float files.
 CLIP_LEVEL = 1.0 - 2.0**-15
+_EIGHT_BIT = {"PCM_S8", "PCM_U8"}
 
 
-def clipped_samples(x: np.ndarray, peaks: np.ndarray, block: int) -> int:
+def clip_level(subtype: str | None, dtype: np.dtype | None = None) -> float:
+    """Full scale as the format can store it: 8-bit PCM tops out at 127/128, below
+    the 16-bit level, so a clipped 8-bit file would otherwise count no positive clip."""
+    eight_bit = subtype in _EIGHT_BIT or (dtype is not None and np.dtype(dtype).itemsize == 1)
+    return 1.0 - 2.0**-7 if eight_bit else CLIP_LEVEL
+
+
+def clipped_samples(x: np.ndarray, peaks: np.ndarray, block: int, level: float = CLIP_LEVEL) -> int:
     """Samples of one channel at full scale; only blocks whose peak gets there are read."""
     count = 0
-    for b in np.flatnonzero(peaks >= CLIP_LEVEL):
+    for b in np.flatnonzero(peaks >= level):
         part = x[int(b) * block : (int(b) + 1) * block]
-        count += int(np.count_nonzero(part >= CLIP_LEVEL) + np.count_nonzero(part <= -CLIP_LEVEL))
+        count += int(np.count_nonzero(part >= level) + np.count_nonzero(part <= -level))
     return count
 
 

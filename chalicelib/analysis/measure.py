@@ -31,6 +31,9 @@ def measure(
     """The result dict of DESIGN.md without its `comparison` block."""
     x = as_frames(samples)
     frames, channels = x.shape
+    full_scale = dynamics.clip_level(
+        (file_info or {}).get("subtype"), getattr(samples, "dtype", None)
+    )
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
         raise AnalysisError("invalid_input", f"sample_rate must be an integer, not {sample_rate!r}")
     sample_rate = int(sample_rate)
@@ -52,7 +55,7 @@ def measure(
     for c in sorted(range(channels), key=lambda ch: -float(peaks[ch].max())):
         column = x[:, c]  # a strided view: every step below copies only small chunks
         sum_squares += dot(column, column)
-        clipped += dynamics.clipped_samples(column, peaks[c], truepeak.BLOCK)
+        clipped += dynamics.clipped_samples(column, peaks[c], truepeak.BLOCK, full_scale)
         true_peak = truepeak.true_peak(column, sample_rate, peaks[c], floor=true_peak)
         if weights[c] > 0.0:
             energies.append(loudness.channel_energy(column, sample_rate, sos))
