@@ -65,7 +65,7 @@ def handled(view: Callable[..., Any]) -> Callable[..., Any]:
                 logs.event(
                     "api_error",
                     path=_path(),
-                    error=f"{type(exc).__name__}: {exc}"[:500],
+                    error=logs.describe(exc),
                     code=error.code if error else "internal_error",
                 )
             if error is None:
@@ -116,7 +116,7 @@ def _enqueue_and_wake(d: deps.Deps, job: Job, reason: str) -> None:
     try:
         d.queue.enqueue(job.id, priority=job.priority)
     except Exception as exc:
-        logs.event("enqueue_failed", jobId=job.id, error=f"{type(exc).__name__}: {exc}"[:500])
+        logs.event("enqueue_failed", jobId=job.id, error=logs.describe(exc))
         return
     wake.wake(d.settings.consumer_function_name, reason)
 
@@ -150,7 +150,7 @@ def ready() -> Response:
         queue["redisRunId"] = server["run_id"]
         queue["redisVersion"] = server["redis_version"]
     except Exception as exc:
-        body["redis"] = f"error: {type(exc).__name__}: {exc}"[:300]
+        body["redis"] = "error: " + logs.describe(exc, limit=293)
     if not d.jobs.ping():
         body["postgres"] = "error: not reachable"
     body["queue"] = queue

@@ -128,7 +128,7 @@ class LeaseKeeper:
                     self._claim.job_id, self._claim.token, self._lease_ms
                 )
             except Exception as exc:
-                logs.event("lease_extend_error", jobId=self._claim.job_id, error=_describe(exc))
+                logs.event("lease_extend_error", jobId=self._claim.job_id, error=logs.describe(exc))
                 continue
             if not renewed:
                 self._lost.set()
@@ -140,10 +140,6 @@ def _trace(exc: BaseException) -> str:
     """The innermost frames of an unexpected exception, for the log line."""
     frames = traceback.format_exception(exc, limit=-6)
     return "".join(frames)[-3000:]
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def classify(exc: BaseException) -> tuple[str, str, bool]:
@@ -165,7 +161,7 @@ def classify(exc: BaseException) -> tuple[str, str, bool]:
     code = {"redis": "queue_unavailable", "pg8000": "database_unavailable"}.get(module)
     if code is None:
         code = "io_error" if isinstance(exc, OSError) else "internal_error"
-    return code, _describe(exc), True
+    return code, logs.describe(exc), True
 
 
 @contextlib.contextmanager
@@ -288,7 +284,7 @@ def _fail(deps: Deps, claim: Claim, journal: _Journal, exc: Exception) -> Outcom
     try:
         outcome = deps.queue.fail(claim.job_id, claim.token, f"{code}: {message}", retryable)
     except Exception as queue_exc:  # Redis is down: the lease expires, the sweeper retries
-        logs.event("queue_fail_error", jobId=claim.job_id, error=_describe(queue_exc))
+        logs.event("queue_fail_error", jobId=claim.job_id, error=logs.describe(queue_exc))
     if outcome is not None and outcome.state == "stale":
         journal("fenced", stage="fail", code=code)
         return "lost"
@@ -298,7 +294,7 @@ def _fail(deps: Deps, claim: Claim, journal: _Journal, exc: Exception) -> Outcom
             claim.job_id, claim.token, code, message, final=final, attempts=claim.attempt
         )
     except Exception as db_exc:  # Postgres is down: reconcile and the retry fix it later
-        logs.event("job_fail_error", jobId=claim.job_id, error=_describe(db_exc))
+        logs.event("job_fail_error", jobId=claim.job_id, error=logs.describe(db_exc))
         written = True
     if not written:
         journal("fenced", stage="fail", code=code)
@@ -322,7 +318,7 @@ def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception as exc:
-        logs.event("queue_call_error", call=getattr(fn, "__name__", "?"), error=_describe(exc))
+        logs.event("queue_call_error", call=getattr(fn, "__name__", "?"), error=logs.describe(exc))
         return None
 
 
@@ -364,7 +360,7 @@ def drain(
         try:
             claims = deps.queue.claim(consumer, lease_ms, 1)
         except Exception as exc:
-            logs.event("claim_error", consumer=consumer, error=_describe(exc))
+            logs.event("claim_error", consumer=consumer, error=logs.describe(exc))
             stopped = "claim_error"
             break
         if not claims:
@@ -437,7 +433,7 @@ def _sweep_logged(deps: Deps, me: str) -> SweepReport | None:
     try:
         return sweep(deps)
     except Exception as exc:  # a failing sweep must not stop the jobs already queued
-        logs.event("sweep_error", consumer=me, error=_describe(exc))
+        logs.event("sweep_error", consumer=me, error=logs.describe(exc))
         return None
 
 

@@ -137,6 +137,12 @@ def event(name: str, *, stream: TextIO | None = None, **fields: Any) -> None:
     _write({"ts": round(time.time(), 3), "event": name, **fields}, stream)
 
 
+def describe(exc: BaseException, limit: int = 500) -> str:
+    """An exception as a log field ("Type: message"), bounded: a driver's message can
+    carry a whole query or response, and one log line should stay one readable line."""
+    return f"{type(exc).__name__}: {exc}"[:limit]
+
+
 def default_namespace() -> str:
     """The stage's namespace, so dev and prod metrics never mix in one graph."""
     from chalicelib import settings

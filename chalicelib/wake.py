@@ -55,7 +55,7 @@ def invoke_consumer(function_name: str, reason: str, client: Any | None = None) 
         logs.event(
             "wake_failed",
             function=function_name,
-            error=f"{type(exc).__name__}: {exc}",
+            error=logs.describe(exc),
             durationMs=_ms_since(started),
         )
         return "failed"

@@ -286,7 +286,7 @@ class LocalStack:
             try:
                 consumer.sweep(self._deps)
             except Exception as exc:  # Redis or Postgres away for a moment: try next period
-                logs.event("sweep_error", error=f"{type(exc).__name__}: {exc}"[:500])
+                logs.event("sweep_error", error=logs.describe(exc))
 
     # --- run and stop -----------------------------------------------------------------
 

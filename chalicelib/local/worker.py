@@ -47,7 +47,7 @@ def run(
             try:
                 consumer.sweep(deps)
             except Exception as exc:
-                logs.event("sweep_error", consumer=me, error=f"{type(exc).__name__}: {exc}")
+                logs.event("sweep_error", consumer=me, error=logs.describe(exc))
             next_sweep = time.monotonic() + sweep_seconds
         result = consumer.drain(deps, me, consumer.forever, should_stop=stop.is_set)
         if stop.is_set():
@@ -61,7 +61,7 @@ def run(
         try:
             deps.queue.wait_for_job(wait)
         except Exception as exc:
-            logs.event("wait_error", consumer=me, error=f"{type(exc).__name__}: {exc}")
+            logs.event("wait_error", consumer=me, error=logs.describe(exc))
             stop.wait(ERROR_BACKOFF_S)
     logs.event("worker_stopped", consumer=me)
 
