@@ -136,7 +136,7 @@ def bench_claim_ack(url: str, name: str, jobs: int, count: int, detail: bool) ->
             f"    server: {server.get('evalsha', 0)} EVALSHA for {calls} claims+acks; "
             f"all commands during the run: {server}"
         )
-    drop(client, f"sq:{{{q.name}}}:*")
+    q.delete_all()
     client.close()
     return done / elapsed
 
@@ -218,7 +218,7 @@ def bench_latency(url: str, tag: str, jobs: int) -> None:
         f"wait_for_job pick-up latency (enqueue -> claimed), {len(latencies)} jobs: "
         f"p50 {cuts[49]:.2f} ms, p99 {cuts[98]:.2f} ms, max {max(latencies):.2f} ms"
     )
-    drop(producer.client, f"sq:{{{name}}}:*")
+    producer.delete_all()
 
 
 def drop(client: redis.Redis, pattern: str) -> None:

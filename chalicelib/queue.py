@@ -487,6 +487,7 @@ class Queue:
         # Added to the Redis clock inside every script. Tests move time with it.
         self.time_offset_ms = 0
         prefix = f"sq:{{{name}}}:"
+        self._prefix = prefix
         self.keys = [prefix + k for k in _KEY_NAMES]
         self._job_prefix = prefix + "job:"
         self._marker_key = prefix + "marker"
@@ -617,6 +618,17 @@ class Queue:
     def remove(self, job_id: str) -> bool:
         """Forget a job in any state; its current token (if any) becomes stale."""
         return bool(self._run("remove", job_id))
+
+    def delete_all(self) -> int:
+        """Delete every key of this queue, jobs included; how many went.
+
+        For throwaway queues (a demo on shared Redis, benches, tests that stand in
+        for a FLUSHALL), not for production: it scans, so it is not one atomic step.
+        """
+        keys = list(self.client.scan_iter(match=self._prefix + "*", count=1000))
+        for start in range(0, len(keys), 500):
+            self.client.delete(*keys[start : start + 500])
+        return len(keys)
 
     def pause(self) -> None:
         """Stop handing out jobs; enqueues and sweeps go on."""

@@ -456,8 +456,7 @@ def test_after_redis_loses_its_data_the_sweeper_requeues_from_postgres(service: 
     (claim,) = service.queue.claim("gone", 60_000)
     assert service.jobs.start(started.id, claim.token, claim.attempt) is not None
     waiting = submit(service)
-    for key in service.redis.scan_iter(f"sq:{{{service.settings.queue_name}}}:*"):
-        service.redis.delete(key)  # this queue's share of a FLUSHALL
+    service.queue.delete_all()  # this queue's share of a FLUSHALL
     assert service.queue.states([waiting.id, started.id]) == {waiting.id: None, started.id: None}
     report = consumer.sweep(service, min_age_s=0.0)
     assert report.requeued == 2

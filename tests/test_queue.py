@@ -35,13 +35,7 @@ LEASE = 10_000
 def queue(redis_client: redis.Redis, queue_name: str) -> Iterator[Queue]:
     q = Queue(redis_client, queue_name)
     yield q
-    _drop(q)
-
-
-def _drop(q: Queue) -> None:
-    keys = list(q.client.scan_iter(match=f"sq:{{{q.name}}}:*", count=1000))
-    if keys:
-        q.client.delete(*keys)
+    q.delete_all()
 
 
 def _members(q: Queue, state: str) -> list[str]:
@@ -227,7 +221,7 @@ def test_claim_leases_and_tokens_only_grow(queue: Queue) -> None:
 def test_tokens_keep_growing_after_redis_loses_the_queue(queue: Queue) -> None:
     queue.enqueue("j1")
     [before] = queue.claim("w", LEASE)
-    _drop(queue)  # as if Redis restarted empty
+    queue.delete_all()  # as if Redis restarted empty
     queue.enqueue("j1")
     [after] = queue.claim("w", LEASE)
     assert after.token > before.token
@@ -352,7 +346,7 @@ def test_backoff_doubles_up_to_the_cap_then_dead(
     info = q.job_info("j1")
     assert info["state"] == "dead" and info["failures"] == 5
     assert [e["error"] for e in info["errors"]] == [f"timeout {i}" for i in range(1, 6)]
-    _drop(q)
+    q.delete_all()
 
 
 def test_backoff_has_full_jitter(redis_client: redis.Redis, queue_name: str) -> None:
@@ -367,7 +361,7 @@ def test_backoff_has_full_jitter(redis_client: redis.Redis, queue_name: str) -> 
         outcome = q.fail("j1", claim.token, "x", retryable=True)
         delays.append(outcome.retry_at_ms - q.job_info("j1")["errors"][-1]["at"])
     assert delays == [0, 500]  # uniform in [0, base * 2**(n-1)]
-    _drop(q)
+    q.delete_all()
 
 
 def test_not_retryable_is_dead_at_once(queue: Queue) -> None:
@@ -390,7 +384,7 @@ def test_error_history_is_bounded(redis_client: redis.Redis, queue_name: str) ->
     assert len(errors) == ERROR_HISTORY
     assert errors[0]["error"].startswith(f"e{5}-") and errors[-1]["attempt"] == ERROR_HISTORY + 5
     assert all(len(e["error"]) == MAX_ERROR_CHARS for e in errors)
-    _drop(q)
+    q.delete_all()
 
 
 def test_dead_jobs_are_bounded(redis_client: redis.Redis, queue_name: str) -> None:
@@ -402,7 +396,7 @@ def test_dead_jobs_are_bounded(redis_client: redis.Redis, queue_name: str) -> No
     assert sorted(_members(q, "dead")) == ["j2", "j3", "j4"]
     assert q.states(["j0", "j1", "j4"]) == {"j0": None, "j1": None, "j4": "dead"}
     assert q.client.exists(q.job_key("j0")) == 0
-    _drop(q)
+    q.delete_all()
 
 
 # --- sweep: stalls ---
@@ -427,7 +421,7 @@ def test_a_consumer_that_dies_gets_its_job_reclaimed_then_dead(
     result = q.sweep()
     assert (result.reclaimed, result.dead) == ([], ["j1"])
     assert q.states(["j1"]) == {"j1": "dead"}
-    _drop(q)
+    q.delete_all()
 
 
 def test_reclaimed_job_keeps_its_place(queue: Queue) -> None:
@@ -456,7 +450,7 @@ def test_sweep_forgets_idle_consumers(redis_client: redis.Redis, queue_name: str
     q.time_offset_ms = 61_000
     q.sweep()
     assert list(q.stats()["consumers"]) == ["new"]
-    _drop(q)
+    q.delete_all()
 
 
 # --- cap, pause, stats, states, remove ---
@@ -472,7 +466,7 @@ def test_cap_on_jobs_in_flight(redis_client: redis.Redis, queue_name: str) -> No
     q.ack(claims[0].job_id, claims[0].token)
     assert len(q.claim("w2", LEASE, count=5)) == 1
     assert q.stats()["active"] == 2
-    _drop(q)
+    q.delete_all()
 
 
 def test_pause_stops_claims_not_enqueues(queue: Queue) -> None:
@@ -547,7 +541,7 @@ def test_works_with_decoded_responses(redis_url: str, queue_name: str) -> None:
     assert q.job_info("j1")["token"] == claim.token
     assert q.sweep().promoted == []
     assert q.stats()["consumers"].keys() == {"w"}
-    _drop(q)
+    q.delete_all()
     client.close()
 
 
@@ -651,4 +645,4 @@ def test_ack_under_the_cap_wakes_a_worker(
     q.ack("j1", claim.token)
     thread.join()
     assert woke == [True]
-    _drop(q)
+    q.delete_all()

@@ -65,9 +65,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.paused = False
 
     def teardown(self) -> None:
-        keys = list(self.client.scan_iter(match=f"sq:{{{self.q.name}}}:*", count=1000))
-        if keys:
-            self.client.delete(*keys)
+        self.q.delete_all()
 
     def _field(self, job: str, field: str) -> str | None:
         value = self.client.hget(self.q.job_key(job), field)

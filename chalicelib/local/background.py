@@ -95,12 +95,11 @@ class BackgroundStack:
         if os.environ.get("QUEUE_NAME") or not self.env.get("REDIS_URL") or not name:
             return
         from chalicelib.deps import redis_client
+        from chalicelib.queue import Queue
 
         client = redis_client(self.env["REDIS_URL"])
         try:
-            keys = list(client.scan_iter(f"sq:{{{name}}}:*"))
-            if keys:
-                client.delete(*keys)
+            Queue(client, name).delete_all()
         finally:
             client.close()
 
