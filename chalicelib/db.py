@@ -70,3 +70,14 @@ def connect(
                 raise
         conn.run(f'SET search_path TO "{schema}"')
     return conn
+
+
+def drop_schema(url: str, schema: str) -> None:
+    """Drop a schema and everything in it (a test run's, a demo's): the one teardown."""
+    if not schema.isidentifier() or schema != schema.lower() or schema == "public":
+        raise ValueError(f"refusing to drop schema {schema!r}")
+    conn = connect(url)
+    try:
+        conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        conn.close()

@@ -93,15 +93,13 @@ def database_url(tmp_root: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def db_schema(database_url: str) -> Iterator[str]:
     """A Postgres schema of this run's own, dropped at the end."""
-    from chalicelib.db import connect
+    from chalicelib.db import connect, drop_schema
 
     schema = f"sc_test_{RUN_ID}"
     conn = connect(database_url, schema)
     conn.close()
     yield schema
-    conn = connect(database_url)
-    conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    conn.close()
+    drop_schema(database_url, schema)
 
 
 @pytest.fixture(scope="session")

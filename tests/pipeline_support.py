@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from chalicelib.db import connect
+from chalicelib.db import drop_schema
 from chalicelib.deps import Deps
 from chalicelib.jobs import JobStore
 from chalicelib.queue import Queue
@@ -59,11 +59,7 @@ def own_schema(database_url: str) -> Iterator[str]:
     try:
         yield schema
     finally:
-        conn = connect(database_url)
-        try:
-            conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            conn.close()
+        drop_schema(database_url, schema)
 
 
 def settings_for(env: dict[str, str]) -> Settings:

@@ -16,7 +16,7 @@ import pg8000
 import pytest
 
 from chalicelib.auth import hash_key
-from chalicelib.db import connect
+from chalicelib.db import connect, drop_schema
 from chalicelib.jobs import (
     MIGRATIONS_DIR,
     IdempotencyConflict,
@@ -59,9 +59,7 @@ def fresh_schema(database_url: str, db_schema: str) -> Iterator[str]:
     """An empty schema of this test's own, dropped after."""
     schema = f"{db_schema}_{uuid.uuid4().hex[:6]}"
     yield schema
-    conn = connect(database_url)
-    conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    conn.close()
+    drop_schema(database_url, schema)
 
 
 def spec(owner: str, **changes: object) -> JobSpec:

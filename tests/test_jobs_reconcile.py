@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from chalicelib.db import connect
+from chalicelib.db import drop_schema
 from chalicelib.jobs import Job, JobSpec, JobStore
 from chalicelib.queue import Queue
 from chalicelib.reconcile import STALLED, Action, plan, reconcile
@@ -99,9 +99,7 @@ def store(database_url: str, db_schema: str) -> Iterator[JobStore]:
     store.migrate()
     yield store
     store.close()
-    conn = connect(database_url)
-    conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    conn.close()
+    drop_schema(database_url, schema)
 
 
 @pytest.fixture

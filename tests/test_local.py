@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from chalicelib.db import connect
+from chalicelib.db import drop_schema
 from chalicelib.jobs import JobStore
 from chalicelib.local.processes import PARENT_PID_ENV, Supervisor
 from chalicelib.local.stack import StackInfo, read_state
@@ -121,9 +121,7 @@ def test_soundcheck_migrate_applies_once(database_url: str) -> None:
         first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     finally:
-        conn = connect(database_url)
-        conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.close()
+        drop_schema(database_url, schema)
     assert (first.returncode, again.returncode) == (0, 0), first.stderr + again.stderr
     assert first.stdout.startswith("applied: 0001_")
     assert again.stdout.strip() == "up to date"
@@ -145,9 +143,7 @@ def test_soundcheck_keys_create_registers_a_working_key(database_url: str) -> No
         assert store.owner_for_key(key + "x") is None
         store.close()
     finally:
-        conn = connect(database_url)
-        conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.close()
+        drop_schema(database_url, schema)
 
 
 def test_commands_name_a_missing_setting_instead_of_a_traceback() -> None:

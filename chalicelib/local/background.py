@@ -108,13 +108,9 @@ class BackgroundStack:
         schema = self.env.get("SOUNDCHECK_DB_SCHEMA", "")
         if os.environ.get("SOUNDCHECK_DB_SCHEMA") or not self.env.get("DATABASE_URL") or not schema:
             return
-        from chalicelib.db import connect
+        from chalicelib.db import drop_schema
 
-        conn = connect(self.env["DATABASE_URL"])
-        try:
-            conn.run(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            conn.close()
+        drop_schema(self.env["DATABASE_URL"], schema)
 
     def tail(self, chars: int = 4000) -> str:
         try:
