@@ -30,6 +30,8 @@ claim     records the consumer; unless paused: promotes due delayed jobs, pops u
           and a new token each
 extend    current token only: pushes the lease expiry out
 ack       current token only: forgets the job (removes it from active, deletes its hash)
+ack_and_claim   ack, then claim one (one round trip per job for a busy worker)
+ack_many  ack a batch of (id, token) pairs
 fail      current token only: records the error; retryable and failures < max_attempts
           -> delayed with full-jitter exponential backoff, else -> dead
 sweep     promotes due delayed jobs; moves expired leases back to wait counting a
@@ -208,7 +210,51 @@ local function current(jk, token)
   return v[1] == 'active' and v[2] == token, tonumber(v[3] or '0')
 end
 """,
+    "take": """
+local function take(consumer, lease, count, cap)
+  redis.call('ZADD', K.consumers, num(now), consumer)
+  if redis.call('EXISTS', K.paused) == 1 then return {} end
+  promote(__PROMOTE_ON_CLAIM__)
+  local n = count
+  if cap > 0 then n = math.min(n, cap - redis.call('ZCARD', K.active)) end
+  if n <= 0 then return {} end
+  local popped = redis.call('ZPOPMIN', K.wait, n)
+  if #popped == 0 then return {} end
+  local expires = num(now + lease)
+  local out = {}
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local jk = JOB .. id
+    redis.call('ZREM', K.since, id)
+    if redis.call('HGET', jk, 'state') == 'waiting' then
+      local token = redis.call('INCR', K.token)
+      if token < now_us then  -- never below the clock: tokens outgrow a lost or stale counter
+        token = now_us
+        redis.call('SET', K.token, num(token))
+      end
+      local attempt = redis.call('HINCRBY', jk, 'attempt', 1)
+      redis.call('HSET', jk, 'state', 'active', 'token', num(token), 'consumer', consumer,
+                 'lease', expires)
+      redis.call('ZADD', K.active, expires, id)
+      out[#out + 1] = id
+      out[#out + 1] = token
+      out[#out + 1] = attempt
+    end
+  end
+  return out
+end
+""",
+    "finish": """
+local function finish(id, token)
+  local jk = JOB .. id
+  if not current(jk, token) then return 0 end
+  redis.call('ZREM', K.active, id)
+  redis.call('DEL', jk)
+  return 1
+end
+""",
 }
+
 
 _SCRIPTS: dict[str, str] = {
     # ARGV: id, priority, delay_ms
@@ -237,36 +283,7 @@ return 1
     # ARGV: consumer, lease_ms, count, cap (0 = none)
     "claim": """
 local consumer, lease, count, cap = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('ZADD', K.consumers, num(now), consumer)
-if redis.call('EXISTS', K.paused) == 1 then return {} end
-promote(__PROMOTE_ON_CLAIM__)
-local n = count
-if cap > 0 then n = math.min(n, cap - redis.call('ZCARD', K.active)) end
-if n <= 0 then return {} end
-local popped = redis.call('ZPOPMIN', K.wait, n)
-if #popped == 0 then return {} end
-local expires = num(now + lease)
-local out = {}
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  local jk = JOB .. id
-  redis.call('ZREM', K.since, id)
-  if redis.call('HGET', jk, 'state') == 'waiting' then
-    local token = redis.call('INCR', K.token)
-    if token < now_us then  -- never below the clock: tokens outgrow a lost or stale counter
-      token = now_us
-      redis.call('SET', K.token, num(token))
-    end
-    local attempt = redis.call('HINCRBY', jk, 'attempt', 1)
-    redis.call('HSET', jk, 'state', 'active', 'token', num(token), 'consumer', consumer,
-               'lease', expires)
-    redis.call('ZADD', K.active, expires, id)
-    out[#out + 1] = id
-    out[#out + 1] = token
-    out[#out + 1] = attempt
-  end
-end
-return out
+return take(consumer, lease, count, cap)
 """,
     # ARGV: id, token, lease_ms
     "extend": """
@@ -280,13 +297,24 @@ return 1
 """,
     # ARGV: id, token, cap
     "ack": """
-local id = ARGV[3]
-local jk = JOB .. id
-if not current(jk, ARGV[4]) then return 0 end
-redis.call('ZREM', K.active, id)
-redis.call('DEL', jk)
-if tonumber(ARGV[5]) > 0 and has_work() then wake(1) end
-return 1
+local done = finish(ARGV[3], ARGV[4])
+if done == 1 and tonumber(ARGV[5]) > 0 and has_work() then wake(1) end
+return done
+""",
+    # ARGV: id, token, consumer, lease_ms, cap. Returns {acked, {id, token, attempt} or {}}.
+    "ack_and_claim": """
+local done = finish(ARGV[3], ARGV[4])
+return {done, take(ARGV[5], tonumber(ARGV[6]), 1, tonumber(ARGV[7]))}
+""",
+    # ARGV: cap, then id, token pairs. Returns 1/0 per pair.
+    "ack_many": """
+local out, freed = {}, 0
+for i = 4, #ARGV, 2 do
+  out[#out + 1] = finish(ARGV[i], ARGV[i + 1])
+  freed = freed + out[#out]
+end
+if freed > 0 and tonumber(ARGV[3]) > 0 and has_work() then wake(freed) end
+return out
 """,
     # ARGV: id, token, error, retryable, max_attempts, base_ms, max_ms, jitter, max_dead, cap
     "fail": """
@@ -579,6 +607,31 @@ class Queue:
     def ack(self, job_id: str, token: int) -> bool:
         """Forget a finished job; False (and no effect) for a stale token."""
         return bool(self._run("ack", job_id, int(token), self.max_in_flight or 0))
+
+    def ack_and_claim(
+        self, job_id: str, token: int, consumer_id: str, lease_ms: int
+    ) -> tuple[bool, Claim | None]:
+        """Ack a finished job and lease the next one, in one round trip.
+
+        Returns (acked, next claim or None). A stale token acks nothing (False) but the
+        claim still happens: the caller is done with that job either way.
+        """
+        if not isinstance(consumer_id, str) or not consumer_id:
+            raise ValueError("consumer_id must be a non-empty string")
+        _check_int(lease_ms, "lease_ms", 1)
+        self._ensure_checked()
+        done, flat = self._run(
+            "ack_and_claim", job_id, int(token), consumer_id, lease_ms, self.max_in_flight or 0
+        )
+        claim = Claim(_text(flat[0]), int(flat[1]), int(flat[2])) if flat else None
+        return bool(done), claim
+
+    def ack_many(self, pairs: Sequence[tuple[str, int]]) -> list[bool]:
+        """Ack many finished jobs in one round trip; one bool per (job_id, token), in order."""
+        if not pairs:
+            return []
+        args = [v for job_id, token in pairs for v in (job_id, int(token))]
+        return [bool(done) for done in self._run("ack_many", self.max_in_flight or 0, *args)]
 
     def fail(self, job_id: str, token: int, error: str, retryable: bool) -> FailOutcome:
         """Record a failure: retry with backoff, or dead (not retryable, or out of attempts)."""

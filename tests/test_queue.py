@@ -646,3 +646,72 @@ def test_ack_under_the_cap_wakes_a_worker(
     thread.join()
     assert woke == [True]
     q.delete_all()
+
+
+# --- ack_and_claim, ack_many ---
+
+
+def test_ack_and_claim_acks_then_claims_the_next(queue: Queue) -> None:
+    for job_id in ("j1", "j2"):
+        queue.enqueue(job_id)
+    [first] = queue.claim("w", LEASE)
+    acked, nxt = queue.ack_and_claim("j1", first.token, "w", LEASE)
+    assert acked is True and nxt is not None
+    assert (nxt.job_id, nxt.attempt) == ("j2", 1) and nxt.token > first.token
+    assert queue.states(["j1", "j2"]) == {"j1": None, "j2": "active"}
+    assert queue.ack_and_claim("j2", nxt.token, "w", LEASE) == (True, None)
+    assert queue.stats()["active"] == 0
+
+
+def test_ack_and_claim_with_a_stale_token_acks_nothing_but_still_claims(queue: Queue) -> None:
+    queue.enqueue("j1")
+    [old] = queue.claim("w1", lease_ms=1000)
+    queue.time_offset_ms = 1001
+    queue.sweep()
+    queue.enqueue("j2")
+    acked, nxt = queue.ack_and_claim("j1", old.token, "w1", LEASE)
+    assert acked is False and nxt is not None and nxt.job_id == "j1" and nxt.attempt == 2
+    assert queue.states(["j1", "j2"]) == {"j1": "active", "j2": "waiting"}
+
+
+def test_ack_and_claim_respects_the_cap_and_pause(
+    redis_client: redis.Redis, queue_name: str
+) -> None:
+    q = Queue(redis_client, queue_name, max_in_flight=1)
+    for job_id in ("j1", "j2", "j3"):
+        q.enqueue(job_id)
+    [c1] = q.claim("w", LEASE)
+    acked, c2 = q.ack_and_claim("j1", c1.token, "w", LEASE)  # the ack frees the slot it refills
+    assert acked and c2 is not None and c2.job_id == "j2"
+    q.pause()
+    assert q.ack_and_claim("j2", c2.token, "w", LEASE) == (True, None)
+    assert q.states(["j3"]) == {"j3": "waiting"}
+    q.delete_all()
+
+
+def test_ack_and_claim_is_one_round_trip(queue: Queue) -> None:
+    queue.enqueue("j1")
+    queue.enqueue("j2")
+    [c] = queue.claim("w", LEASE)
+    before = queue.client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    queue.ack_and_claim("j1", c.token, "w", LEASE)
+    after = queue.client.info("commandstats")["cmdstat_evalsha"]["calls"]
+    assert after - before == 1  # a shared server may add calls of others; never fewer
+
+
+def test_ack_many_acks_current_tokens_only(queue: Queue) -> None:
+    for i in range(4):
+        queue.enqueue(f"j{i}")
+    claims = queue.claim("w", LEASE, count=4)
+    pairs = [(c.job_id, c.token) for c in claims]
+    pairs[1] = (pairs[1][0], pairs[1][1] - 1)  # a token that was never current
+    pairs.append(("unknown", 5))
+    assert queue.ack_many(pairs) == [True, False, True, True, False]
+    assert queue.states([c.job_id for c in claims]) == {
+        "j0": None,
+        "j1": "active",
+        "j2": None,
+        "j3": None,
+    }
+    assert queue.ack_many([]) == []
+    assert queue.ack_many([("j1", claims[1].token)] * 2) == [True, False]
