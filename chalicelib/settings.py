@@ -44,11 +44,11 @@ class Settings:
     public_url: str | None = None
     upload_secret: str | None = None
     max_upload_bytes: int = 500 * 1024 * 1024
-    max_duration_seconds: float = 20 * 60.0
+    max_duration_seconds: float = 4 * 3600.0  # decoded and measured block by block
     max_channels: int = 8
     min_sample_rate: int = 8_000
     max_sample_rate: int = 384_000
-    max_samples: int = 20 * 60 * 48_000 * 2  # frames x channels the analysis decodes
+    max_samples: int = 4 * 3600 * 48_000 * 2  # frames x channels: bounds the work, not memory
     log_level: str = "INFO"
     metrics_namespace: str = "soundcheck"
     ssm_path: str | None = None

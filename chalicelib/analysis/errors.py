@@ -9,8 +9,8 @@ from __future__ import annotations
 # code -> what it means; the codes are part of the API (job `error.code`).
 CODES: dict[str, str] = {
     "file_not_found": "the file does not exist",
-    "unsupported_format": "not an audio format libsndfile can decode",
-    "corrupt_file": "the file is damaged or truncated",
+    "unsupported_format": "not an audio file, no audio stream in it, or a codec not decoded",
+    "corrupt_file": "the file is damaged or truncated, or decoding it overran its time limit",
     "empty_audio": "the file holds no audio frames",
     "too_long": "longer than the duration limit",
     "too_large": "more samples (duration x channels x rate) than the memory limit allows",
