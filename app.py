@@ -17,7 +17,8 @@ from chalice import Chalice, Rate, Response
 from chalicelib import api, deps, logs, wake
 from chalicelib import consumer as consuming
 from chalicelib.auth import bearer_token
-from chalicelib.storage import LocalStorage, StorageError, key_from_path, require_object
+from chalicelib.errors import ApiError, InternalError, StorageError, shown
+from chalicelib.storage import LocalStorage, key_from_path, require_object
 
 if TYPE_CHECKING:
     from chalicelib.jobs import Job
@@ -44,34 +45,32 @@ app.api.binary_types.extend(
 ANY_TYPE = ["*/*"]  # bodies are parsed here, so a wrong Content-Type gets our error format
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        body={"error": {"code": code, "message": message}},
-        status_code=status,
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-
-
 def handled(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Map every exception a route can meet to a JSON error; never a stack trace."""
+    """Answer every exception a route can meet with its JSON error; never a stack trace.
+
+    The status and code come from the error itself (chalicelib.errors). A 5xx is
+    logged with the details the client does not see, under the reference id the
+    client's message quotes.
+    """
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
         except Exception as exc:
-            error = api.error_for(exc)
-            if error is None or error.status >= 500:
+            error = api.error_for(exc) or InternalError()
+            if error.status >= 500:
                 logs.event(
                     "api_error",
                     path=_path(),
                     error=logs.describe(exc),
-                    code=error.code if error else "internal_error",
+                    code=error.code,
+                    reference=getattr(error, "reference", None),
                 )
-            if error is None:
-                return _error(500, "internal_error", "an internal error occurred")
-            extra = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-            return _error(error.status, error.code, error.message, extra)
+            headers = {"Content-Type": "application/json"}
+            if error.status == 401:
+                headers["WWW-Authenticate"] = "Bearer"
+            return Response(body=error.body(), status_code=error.status, headers=headers)
 
     return wrapper
 
@@ -85,10 +84,10 @@ def _owner(d: deps.Deps) -> str:
     """The caller's owner id from `Authorization: Bearer <api key>`, else 401."""
     key = bearer_token(app.current_request.headers)
     if key is None:
-        raise api.ApiError(401, "unauthorized", "send Authorization: Bearer <api key>")
+        raise ApiError("unauthorized", "send Authorization: Bearer <api key>")
     owner = d.jobs.owner_for_key(key)
     if owner is None:
-        raise api.ApiError(401, "unauthorized", "unknown API key")
+        raise ApiError("unauthorized", "unknown API key")
     return owner
 
 
@@ -181,16 +180,16 @@ def local_upload(key: str) -> Response:
     """The local store's stand-in for a presigned S3 PUT (dev only): signed, expiring."""
     d = deps.get()
     if not isinstance(d.storage, LocalStorage):
-        raise api.ApiError(404, "not_found", "uploads go to S3 on this deployment")
+        raise ApiError("not_found", "uploads go to S3 on this deployment")
     file_key = key_from_path(key)
     params = app.current_request.query_params or {}
     if not d.storage.verify_upload(file_key, params.get("expires"), params.get("signature")):
-        raise api.ApiError(403, "invalid_signature", "the upload URL is invalid or expired")
+        raise ApiError("invalid_signature", "the upload URL is invalid or expired")
     data = app.current_request.raw_body or b""
     if isinstance(data, str):
         data = data.encode("utf-8")
     if len(data) > d.settings.max_upload_bytes:
-        raise StorageError("too_large", 413, "the file is larger than the upload limit")
+        raise StorageError("too_large", "the file is larger than the upload limit")
     d.storage.put_bytes(file_key, data)
     return Response(body="", status_code=200, headers={"Content-Type": "text/plain"})
 
@@ -214,11 +213,9 @@ def analyze() -> Response:
     if spec.reference_job_id:
         reference = d.jobs.get(spec.reference_job_id, owner)
         if reference is None:
-            raise api.ApiError(404, "reference_not_found", "no such reference job")
+            raise ApiError("reference_not_found", "no such reference job")
         if reference.status != "completed":
-            raise api.ApiError(
-                409, "reference_not_ready", f"the reference job is {reference.status}"
-            )
+            raise ApiError("reference_not_ready", f"the reference job is {reference.status}")
     job, created = d.jobs.create(spec, idempotency_key)
     if created:
         _enqueue_and_wake(d, job, "submit")
@@ -243,7 +240,7 @@ def get_job(job_id: str) -> dict[str, Any]:
     d = deps.get()
     job = d.jobs.get(job_id, owner=_owner(d))
     if job is None:
-        raise api.ApiError(404, "not_found", f"no job {job_id}")
+        raise ApiError("not_found", f"no job {shown(job_id)}")
     return job.to_api()
 
 

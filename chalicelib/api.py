@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from chalicelib import errors
+from chalicelib.errors import ApiError, InternalError, SoundcheckError, shown
 
 if TYPE_CHECKING:
     from chalicelib.jobs import JobSpec
@@ -32,58 +34,18 @@ SUBMIT_FIELDS = frozenset(
 UPLOAD_FIELDS = frozenset({"fileName", "contentType", "sizeBytes"})
 
 
-class ApiError(Exception):
-    """A request the API refuses: HTTP status, machine-readable code, human message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message}}
-
-
-_INFRA_MODULES = frozenset({"redis", "pg8000", "botocore", "boto3", "urllib3", "socket"})
-
-
-def error_for(exc: BaseException) -> ApiError | None:
+def error_for(exc: BaseException) -> SoundcheckError | None:
     """The HTTP error for an exception a route let through; None for a bug (a 500).
 
-    Looks the data layer's exception classes up in sys.modules instead of importing
-    them: an exception from a module that was never imported cannot happen, and
-    this module stays free of pg8000 and redis imports.
+    Every soundcheck error carries its own status and code (chalicelib.errors);
+    a library's exception becomes 503 `unavailable` when its service failed.
     """
-    if isinstance(exc, ApiError):
-        return exc
-    analysis = sys.modules.get("chalicelib.analysis.errors")
-    if analysis is not None and isinstance(exc, analysis.AnalysisError):
-        return ApiError(400, exc.code, exc.message)
-    storage = sys.modules.get("chalicelib.storage")
-    if storage is not None and isinstance(exc, storage.StorageError):
-        return ApiError(exc.status, exc.code, exc.message)
-    settings = sys.modules.get("chalicelib.settings")
-    if settings is not None and isinstance(exc, settings.SettingsError):
-        return ApiError(503, "misconfigured", str(exc))
-    jobs = sys.modules.get("chalicelib.jobs")
-    if jobs is not None:
-        if isinstance(exc, jobs.InvalidJobInput):
-            return ApiError(400, exc.code, exc.message)
-        if isinstance(exc, jobs.IdempotencyConflict | jobs.JobNotRetryable):
-            return ApiError(409, exc.code, str(exc))
-        if isinstance(exc, jobs.JobNotFound):
-            return ApiError(404, exc.code, str(exc))
-    queue = sys.modules.get("chalicelib.queue")
-    if queue is not None and isinstance(exc, queue.QueueConfigError):
-        return ApiError(503, "misconfigured", str(exc))
-    if type(exc).__module__.split(".")[0] in _INFRA_MODULES or isinstance(exc, OSError):
-        return ApiError(503, "unavailable", "a backing service is unavailable; retry soon")
-    return None
+    error = errors.of(exc)
+    return None if isinstance(error, InternalError) else error.for_http()
 
 
 def bad_request(code: str, message: str) -> ApiError:
-    return ApiError(400, code, message)
+    return ApiError(code, message)
 
 
 @dataclass(frozen=True)
@@ -117,7 +79,8 @@ def _no_unknown(body: Mapping[str, Any], allowed: Collection[str]) -> None:
     if unknown:
         raise bad_request(
             "unknown_field",
-            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+            f"unknown field(s) {', '.join(shown(name, 40) for name in unknown[:5])}; "
+            f"allowed: {', '.join(sorted(allowed))}",
         )
 
 

@@ -27,9 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chalicelib import logs, wake
+from chalicelib import errors, logs, wake
+from chalicelib.errors import ReferenceUnavailable
 from chalicelib.reconcile import STALLED, STALLED_MESSAGE, reconcile
-from chalicelib.storage import StorageError, require_object
+from chalicelib.storage import require_object
 
 if TYPE_CHECKING:
     from chalicelib.deps import Deps
@@ -45,12 +46,6 @@ LAMBDA_MARGIN_MS = 15_000
 # long enough for a submit to go from INSERT to enqueue.
 RECONCILE_MIN_AGE_S = 2.0
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
-
-
-class ReferenceUnavailable(Exception):
-    """The reference job of a reference-mode job has no result: a permanent failure."""
-
-    code = "reference_unavailable"
 
 
 @dataclass(frozen=True)
@@ -142,26 +137,15 @@ def _trace(exc: BaseException) -> str:
     return "".join(frames)[-3000:]
 
 
-def classify(exc: BaseException) -> tuple[str, str, bool]:
-    """(code, message, retryable) for an exception raised while processing a job.
+def classify(exc: BaseException) -> errors.SoundcheckError:
+    """The error a job failed with; its `retryable` decides between retry and fail.
 
     Bad audio, a missing upload or a missing reference will fail the same way
-    again: fail the job at once. Anything else (storage, Redis, Postgres hiccups, a
-    bug) may pass: retry with backoff until the attempts run out.
+    again: fail the job at once. Storage, Redis, Postgres hiccups and bugs may
+    pass: retry with backoff until the attempts run out. A library's exception
+    or a bug is stored with a fixed message and a reference id, never its text.
     """
-    from chalicelib.analysis import AnalysisError  # light: the package loads numpy lazily
-
-    if isinstance(exc, ReferenceUnavailable):
-        return exc.code, str(exc), False
-    if isinstance(exc, StorageError):
-        return exc.code, exc.message, exc.status >= 500 or exc.status in (408, 429)
-    if isinstance(exc, AnalysisError):
-        return exc.code, exc.message, exc.retryable
-    module = type(exc).__module__.split(".")[0]
-    code = {"redis": "queue_unavailable", "pg8000": "database_unavailable"}.get(module)
-    if code is None:
-        code = "io_error" if isinstance(exc, OSError) else "internal_error"
-    return code, logs.describe(exc), True
+    return errors.of(exc)
 
 
 @contextlib.contextmanager
@@ -279,14 +263,22 @@ def process_claim(
 
 
 def _fail(deps: Deps, claim: Claim, journal: _Journal, exc: Exception) -> Outcome:
-    code, message, retryable = classify(exc)
+    error = classify(exc)
+    code, message, retryable = error.code, error.message, error.retryable
+    # What the job's error does not show goes to the log, under the same reference id:
+    # a library's message and, for a bug, the traceback.
+    details: dict[str, Any] = {}
+    if error is not exc:
+        details = {"reference": getattr(error, "reference", None), "error": logs.describe(exc)}
+    if code == "internal_error":
+        details["trace"] = _trace(exc)
     outcome = None
     try:
         outcome = deps.queue.fail(claim.job_id, claim.token, f"{code}: {message}", retryable)
     except Exception as queue_exc:  # Redis is down: the lease expires, the sweeper retries
         logs.event("queue_fail_error", jobId=claim.job_id, error=logs.describe(queue_exc))
     if outcome is not None and outcome.state == "stale":
-        journal("fenced", stage="fail", code=code)
+        journal("fenced", stage="fail", code=code, **details)
         return "lost"
     final = not retryable or (outcome is not None and outcome.state == "dead")
     try:
@@ -297,18 +289,16 @@ def _fail(deps: Deps, claim: Claim, journal: _Journal, exc: Exception) -> Outcom
         logs.event("job_fail_error", jobId=claim.job_id, error=logs.describe(db_exc))
         written = True
     if not written:
-        journal("fenced", stage="fail", code=code)
+        journal("fenced", stage="fail", code=code, **details)
         return "fenced"
     retry_at = outcome.retry_at_ms if outcome is not None and not final else None
-    # A bug's traceback goes to the log (never to the job's error, which users see).
-    trace = {"trace": _trace(exc)} if code == "internal_error" else {}
     journal(
         "failed" if final else "retried",
         code=code,
         message=message,
         retryAtMs=retry_at,
         durationMs=journal.elapsed_ms(),
-        **trace,
+        **details,
     )
     return "failed" if final else "retried"
 

@@ -29,6 +29,13 @@ import pg8000.native
 
 from chalicelib import auth
 from chalicelib.db import connect
+from chalicelib.errors import (
+    IdempotencyConflict,
+    InvalidJobInput,
+    JobNotFound,
+    JobNotRetryable,
+    shown,
+)
 from chalicelib.settings import Settings
 
 Status = Literal["queued", "processing", "completed", "failed"]
@@ -46,33 +53,6 @@ _COLUMNS = (
     "priority, status, progress, attempts, lease_token, error_code, error_message, result, "
     "idempotency_key, request_hash, created_at, updated_at, started_at, completed_at"
 )
-
-
-class InvalidJobInput(ValueError):
-    """A request the store cannot accept (HTTP 400); `code` is machine-readable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class IdempotencyConflict(Exception):
-    """The same Idempotency-Key was used before for a different request (HTTP 409)."""
-
-    code = "idempotency_conflict"
-
-
-class JobNotFound(LookupError):
-    """No such job for this owner (HTTP 404)."""
-
-    code = "not_found"
-
-
-class JobNotRetryable(Exception):
-    """Only a failed job can be retried (HTTP 409)."""
-
-    code = "not_retryable"
 
 
 @dataclass(frozen=True)
@@ -183,9 +163,9 @@ def _validate(spec: JobSpec, idempotency_key: str | None) -> None:
     if spec.file_name is not None and (
         not isinstance(spec.file_name, str) or len(spec.file_name) > 255
     ):
-        raise bad("invalid_file_name", "fileName must be a string of at most 255 characters")
+        raise bad("invalid_field", "fileName must be a string of at most 255 characters")
     if spec.genre is not None and (not isinstance(spec.genre, str) or len(spec.genre) > 64):
-        raise bad("invalid_genre", "genre must be a short string")
+        raise bad("invalid_field", "genre must be a short string")
     if spec.mode == "reference" and not (spec.reference_file_key or spec.reference_job_id):
         raise bad("missing_reference", "mode 'reference' needs referenceFileKey or referenceJobId")
     if spec.reference_file_key is not None and (
@@ -193,11 +173,11 @@ def _validate(spec: JobSpec, idempotency_key: str | None) -> None:
     ):
         raise bad("invalid_file_key", "referenceFileKey must be a string of 1-1024 characters")
     if spec.reference_job_id is not None and parse_job_id(spec.reference_job_id) is None:
-        raise bad("invalid_reference_job_id", "referenceJobId must be a job id (a UUID)")
+        raise bad("invalid_field", "referenceJobId must be a job id (a UUID)")
     if isinstance(spec.priority, bool) or not isinstance(spec.priority, int):
-        raise bad("invalid_priority", "priority must be an integer")
+        raise bad("invalid_field", "priority must be an integer")
     if not -1000 <= spec.priority <= 1000:
-        raise bad("invalid_priority", "priority must be between -1000 and 1000")
+        raise bad("invalid_field", "priority must be between -1000 and 1000")
     if idempotency_key is not None and not (
         isinstance(idempotency_key, str) and _IDEMPOTENCY_KEY.match(idempotency_key)
     ):
@@ -558,7 +538,7 @@ class JobStore:
             return _job(rows[0])
         job = self.get(job_id, owner)
         if job is None:
-            raise JobNotFound(f"no job {job_id}")
+            raise JobNotFound(f"no job {shown(job_id)}")
         raise JobNotRetryable(f"job {job.id} is {job.status}; only a failed job can be retried")
 
     def reconcile_candidates(self, min_age_seconds: float, limit: int = 500) -> builtins.list[Job]:

@@ -70,6 +70,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import redis
 from redis.exceptions import NoScriptError
 
+from chalicelib.errors import QueueConfigError
+
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
 
@@ -95,10 +97,6 @@ _KEY_NAMES = (
     "consumers",
     "marker",
 )
-
-
-class QueueConfigError(RuntimeError):
-    """The Redis server cannot hold a queue safely (e.g. it may evict keys)."""
 
 
 @dataclass(frozen=True)

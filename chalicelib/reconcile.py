@@ -18,12 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from chalicelib.errors import Stalled
+
 if TYPE_CHECKING:
     from chalicelib.jobs import Job, JobStore
     from chalicelib.queue import Queue
 
-STALLED = "stalled"
-STALLED_MESSAGE = "the job stopped making progress too many times and was given up"
+STALLED = Stalled.code
+STALLED_MESSAGE = Stalled().message
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,13 @@ from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
+from chalicelib.errors import SettingsError
+
 T = TypeVar("T")
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)

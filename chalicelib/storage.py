@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlencode
 
+from chalicelib.errors import StorageError, shown
 from chalicelib.settings import Settings
 
 DEFAULT_EXPIRES_IN = 900
@@ -36,16 +37,6 @@ _OWNER_ID = re.compile(r"^[0-9a-f]{24}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class StorageError(Exception):
-    """An object-store request that cannot be served; `status` is the HTTP status."""
-
-    def __init__(self, code: str, status: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -144,26 +135,24 @@ def key_from_path(segment: str) -> str:
 
 
 def _invalid_key(message: str) -> StorageError:
-    return StorageError("invalid_file_key", 400, message)
+    return StorageError("invalid_file_key", message)
 
 
 def _not_found(key: str) -> StorageError:
-    return StorageError("not_found", 404, f"no uploaded file at {key}")
+    return StorageError("not_found", f"no uploaded file at {shown(key)}")
 
 
 def _check_upload_request(
     file_name: object, content_type: object, size_bytes: object, max_bytes: int
 ) -> None:
     if file_name is not None and (not isinstance(file_name, str) or len(file_name) > 255):
-        raise StorageError("invalid_file_name", 400, "fileName must be at most 255 characters")
+        raise StorageError("invalid_field", "fileName must be at most 255 characters")
     if not isinstance(content_type, str) or not _CONTENT_TYPE.match(content_type.lower()):
-        raise StorageError("invalid_content_type", 400, "contentType must be a MIME type")
+        raise StorageError("invalid_content_type", "contentType must be a MIME type")
     if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes <= 0:
-        raise StorageError("invalid_size", 400, "sizeBytes must be a positive integer")
+        raise StorageError("invalid_field", "sizeBytes must be a positive integer")
     if size_bytes > max_bytes:
-        raise StorageError(
-            "too_large", 413, f"the file is {size_bytes} bytes; the limit is {max_bytes}"
-        )
+        raise StorageError("too_large", f"the file is {size_bytes} bytes; the limit is {max_bytes}")
 
 
 def require_object(storage: Storage, key: str, max_bytes: int) -> int:
@@ -176,7 +165,7 @@ def require_object(storage: Storage, key: str, max_bytes: int) -> int:
     if size is None:
         raise _not_found(key)
     if size > max_bytes:
-        raise StorageError("too_large", 413, f"the file is {size} bytes; the limit is {max_bytes}")
+        raise StorageError("too_large", f"the file is {size} bytes; the limit is {max_bytes}")
     return size
 
 

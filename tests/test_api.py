@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.pipeline_support import (
     build_deps,
     closed_port,
     json_body,
+    log_events,
     new_owner,
     own_schema,
     put_upload,
@@ -377,7 +379,7 @@ def test_unknown_paths_are_not_500(http: Any) -> None:
 
 
 def test_a_bug_in_a_route_is_a_json_500_without_a_trace(
-    http: Any, env: dict[str, str], alice: User, service: Deps
+    http: Any, env: dict[str, str], alice: User, service: Deps, capsys: pytest.CaptureFixture[str]
 ) -> None:
     broken = build_deps(settings_for(env))
     broken.jobs = None  # type: ignore[assignment]  # any attribute access now raises
@@ -388,6 +390,24 @@ def test_a_bug_in_a_route_is_a_json_500_without_a_trace(
         deps.override(previous)
     assert_error(response, 500, "internal_error")
     assert "Traceback" not in response.body.decode()
+    # The client gets a fixed message with a reference id; the log line with that id has the bug.
+    message = json_body(response)["error"]["message"]
+    assert "NoneType" not in message and "owner_for_key" not in message
+    reference = re.fullmatch(r"an internal error occurred \(reference ([0-9a-f]{12})\)", message)
+    assert reference is not None, message
+    (logged,) = [e for e in log_events(capsys.readouterr().out) if e["event"] == "api_error"]
+    assert logged["reference"] == reference[1] and "NoneType" in logged["error"]
+
+
+def test_echoed_input_is_capped(http: Any, service: Deps, alice: User) -> None:
+    long_id = "7" * 60_000
+    response = get(http, f"/api/jobs/{long_id}", alice)
+    assert_error(response, 404, "not_found")
+    assert len(response.body) < 1000
+    body = {"fileKey": "k", "x" * 60_000: 1}
+    response = post(http, "/api/audio/analyze", alice, body)
+    assert_error(response, 400, "unknown_field")
+    assert len(response.body) < 1000
 
 
 JSON = st.recursive(

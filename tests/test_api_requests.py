@@ -177,7 +177,7 @@ def test_genres_are_checked_with_the_analysis_targets() -> None:
 
 def test_errors_of_the_data_layer_map_to_statuses() -> None:
     cases = [
-        (StorageError("not_found", 404, "gone"), 404, "not_found"),
+        (StorageError("not_found", "gone"), 404, "not_found"),
         (jobs.InvalidJobInput("invalid_limit", "bad"), 400, "invalid_limit"),
         (jobs.IdempotencyConflict("reused"), 409, "idempotency_conflict"),
         (jobs.JobNotFound("no"), 404, "not_found"),

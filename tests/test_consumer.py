@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -258,8 +259,14 @@ def test_a_bug_in_the_analysis_is_retried_not_fatal(
         "internal_error",
     )
     assert "Traceback" not in (current.error_message or "")  # users see no stack trace
+    # ... nor the exception's text: a fixed message with the reference of the log line
+    assert "oops" not in (current.error_message or "")
+    assert "ZeroDivisionError" not in (current.error_message or "")
+    reference = re.search(r"\(reference ([0-9a-f]{12})\)$", current.error_message or "")
+    assert reference is not None, current.error_message
     (retried,) = events(capsys, "retried", job.id)
     assert "in buggy" in retried["trace"] and "ZeroDivisionError" in retried["trace"]
+    assert retried["reference"] == reference[1] and "oops" in retried["error"]
 
 
 # --- leases and fencing ----------------------------------------------------------------

@@ -155,14 +155,14 @@ def test_object_operations_refuse_malformed_keys(local: LocalStorage, tmp_path: 
     ("file_name", "content_type", "size", "status", "code"),
     [
         ("a.wav", "audio/wav", 1001, 413, "too_large"),
-        ("a.wav", "audio/wav", 0, 400, "invalid_size"),
-        ("a.wav", "audio/wav", -5, 400, "invalid_size"),
-        ("a.wav", "audio/wav", True, 400, "invalid_size"),
-        ("a.wav", "audio/wav", "10", 400, "invalid_size"),
+        ("a.wav", "audio/wav", 0, 400, "invalid_field"),
+        ("a.wav", "audio/wav", -5, 400, "invalid_field"),
+        ("a.wav", "audio/wav", True, 400, "invalid_field"),
+        ("a.wav", "audio/wav", "10", 400, "invalid_field"),
         ("a.wav", "audio wav", 10, 400, "invalid_content_type"),
         ("a.wav", "audio/wav\r\nX-Evil: 1", 10, 400, "invalid_content_type"),
         ("a.wav", None, 10, 400, "invalid_content_type"),
-        ("x" * 256, "audio/wav", 10, 400, "invalid_file_name"),
+        ("x" * 256, "audio/wav", 10, 400, "invalid_field"),
     ],
 )
 def test_bad_upload_requests(

@@ -1,10 +1,17 @@
 """The one exception the analysis raises for bad audio, with a stable code.
 
+A branch of chalicelib.errors' tree (pure Python: no numpy is loaded by importing it).
+
 Bad audio fails the same way on every attempt, so `retryable` is False: the
 consumer fails such a job at once instead of burning retries on it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from chalicelib.errors import ErrorFamily
 
 # code -> what it means; the codes are part of the API (job `error.code`).
 CODES: dict[str, str] = {
@@ -23,17 +30,13 @@ CODES: dict[str, str] = {
 }
 
 
-class AnalysisError(Exception):
-    """Bad input audio (or a bad genre/reference): never worth retrying."""
+class AnalysisError(ErrorFamily):
+    """Bad input audio (or a bad genre/reference): HTTP 400, never worth retrying.
 
+    Raise as AnalysisError(code, message) with a code from CODES.
+    """
+
+    # too_large means one thing everywhere: 413, as for an upload over the size limit
+    codes: ClassVar[Mapping[str, int]] = {**dict.fromkeys(CODES, 400), "too_large": 413}
+    status = 400
     retryable = False
-
-    def __init__(self, code: str, message: str) -> None:
-        if code not in CODES:
-            raise ValueError(f"unknown analysis error code {code!r}")
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}

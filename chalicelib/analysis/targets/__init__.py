@@ -21,6 +21,7 @@ from typing import Any
 
 from chalicelib.analysis.bands import BANDS
 from chalicelib.analysis.errors import AnalysisError
+from chalicelib.errors import shown
 
 TARGETS_DIR = Path(__file__).parent
 DEFAULT_TARGET = "streaming"
@@ -66,12 +67,15 @@ def load(name: str | None) -> TargetSet:
     name = (name or DEFAULT_TARGET).strip().lower()
     parts = name.split("+")
     if len(parts) > 2 or any(p not in names() for p in parts):
-        raise AnalysisError("unknown_genre", f"unknown genre {name!r}; known: {', '.join(names())}")
+        raise AnalysisError(
+            "unknown_genre", f"unknown genre {shown(name)!r}; known: {', '.join(names())}"
+        )
     files = [_read(p) for p in parts]
     kinds = [f["kind"] for f in files]
     if len(files) == 2 and kinds != ["genre", "destination"]:
         raise AnalysisError(
-            "unknown_genre", f"{name!r}: combine a genre with a destination, as 'trap+streaming'"
+            "unknown_genre",
+            f"{shown(name)!r}: combine a genre with a destination, as 'trap+streaming'",
         )
     merged: dict[str, Target] = {}
     for data in [_read("_base"), *files]:
