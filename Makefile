@@ -29,8 +29,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # FILE=path/to/track.wav analyses your own track; GENRE=techno picks the targets.
+# Both reach the command through the environment, never through the shell's parser,
+# so names with spaces, brackets, quotes or accents arrive as they are.
+export FILE GENRE
 demo: $(STAMP)
-	$(BIN)/soundcheck demo $(FILE) $(if $(GENRE),--genre $(GENRE))
+	$(BIN)/soundcheck demo $${FILE:+"$$FILE"} $${GENRE:+--genre "$$GENRE"}
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -17,8 +17,8 @@ from chalice import Chalice, Rate, Response
 from chalicelib import api, deps, logs, wake
 from chalicelib import consumer as consuming
 from chalicelib.auth import bearer_token
-from chalicelib.errors import ApiError, InternalError, StorageError, shown
-from chalicelib.storage import LocalStorage, key_from_path, require_object
+from chalicelib.errors import ApiError, InternalError, shown
+from chalicelib.storage import LocalStorage, key_from_path, require_object, too_large
 
 if TYPE_CHECKING:
     from chalicelib.jobs import Job
@@ -189,7 +189,7 @@ def local_upload(key: str) -> Response:
     if isinstance(data, str):
         data = data.encode("utf-8")
     if len(data) > d.settings.max_upload_bytes:
-        raise StorageError("too_large", "the file is larger than the upload limit")
+        raise too_large(len(data), d.settings.max_upload_bytes)
     d.storage.put_bytes(file_key, data)
     return Response(body="", status_code=200, headers={"Content-Type": "text/plain"})
 

@@ -27,10 +27,15 @@ def add_analyze(subparsers: Any) -> None:
         description="Measure loudness, true peak, dynamics, stereo and spectrum of FILE "
         "(WAV, FLAC, OGG, MP3, AIFF...) and score it against a genre or a reference.",
     )
-    p.add_argument("file", type=Path, help="the track to analyse")
+    p.add_argument("file", type=Path, nargs="?", help="the track to analyse")
+    p.add_argument(
+        "--list", action="store_true", help="list the genres and destinations, then exit"
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
-        "--genre", help="compare with this genre's targets (default: streaming); see --list"
+        "--genre",
+        help="compare with this genre's targets, or genre+destination (default: streaming); "
+        "see --list",
     )
     group.add_argument(
         "--reference",
@@ -41,7 +46,9 @@ def add_analyze(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_analyze)
 
-    p = subparsers.add_parser("genres", help="list the genre and destination targets")
+    p = subparsers.add_parser(
+        "genres", help="list the genres and destinations with their loudness and peak targets"
+    )
     p.set_defaults(func=_genres)
 
 
@@ -49,6 +56,12 @@ def _analyze(args: argparse.Namespace) -> int:
     from chalicelib import settings
     from chalicelib.analysis import AnalysisError, Limits, analyze_file
     from chalicelib.report import render
+
+    if args.list:
+        return _genres(args)
+    if args.file is None:
+        print("soundcheck analyze: give a FILE to analyse (or --list)", file=sys.stderr)
+        return 2
 
     limits = Limits.from_settings(settings.get())
     try:
@@ -77,10 +90,53 @@ def _reference(path: Path, limits: Any) -> dict[str, Any]:
 
 
 def _genres(args: argparse.Namespace) -> int:
-    from chalicelib.analysis import genres
+    """Each target set with its loudness and true-peak targets and one line on what it is."""
+    from chalicelib.analysis import targets
 
-    print("\n".join(genres()))
+    sets = {name: targets.load(name) for name in targets.names()}
+    kinds = {name: targets._read(name)["kind"] for name in sets}
+    sections = [
+        ("Genres", "genre"),
+        ("Destinations (their loudness and peak replace a genre's: trap+streaming)", "destination"),
+    ]
+    width = max(len(name) for name in sets) + 2
+    for heading, kind in sections:
+        print(f"{heading}\n  {'name':<{width}}{'loudness':<18}{'true peak':<14}what it is")
+        for name, spec in sets.items():
+            if kinds[name] == kind:
+                print(f"  {name:<{width}}{_loudness(spec):<18}{_peak(spec):<14}{spec.description}")
+        print()
+    print(
+        "Use: soundcheck submit FILE --genre NAME, or --genre GENRE+DESTINATION (e.g.\n"
+        f"trap+club, podcast+broadcast_ebu). No --genre: {targets.DEFAULT_TARGET}.\n"
+        f"Also understood: {_aliases()}.\n"
+        "Sources and reasoning for every number: chalicelib/analysis/targets/README.md"
+    )
     return 0
+
+
+def _loudness(spec: Any) -> str:
+    target = spec.targets.get("integratedLufs")
+    if target is None:
+        return "-"
+    return f"{target.target:.1f} ±{target.tolerance:g} LUFS"
+
+
+def _peak(spec: Any) -> str:
+    target = spec.targets.get("truePeakDbtp")
+    if target is None:
+        return "-"
+    return f"<= {target.target + target.tolerance:.1f} dBTP"
+
+
+def _aliases() -> str:
+    from chalicelib.analysis import targets
+
+    return "; ".join(
+        f"{', '.join(targets._read(name)['aliases'])} = {name}"
+        for name in targets.names()
+        if targets._read(name).get("aliases")
+    )
 
 
 # Registration functions, in the order `soundcheck --help` lists them.

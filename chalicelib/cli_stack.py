@@ -39,10 +39,14 @@ def _submit(args: argparse.Namespace) -> int:
         if path is not None and not path.is_file():
             print(f"soundcheck submit: no such file: {path}", file=sys.stderr)
             return 2
+    problem = genre_problem(args.genre)
+    if problem:
+        print(f"soundcheck submit: {problem}", file=sys.stderr)
+        return 2
     return submit.run(
         args.file,
         api=args.api,
-        api_key=None,
+        api_key=args.api_key,
         genre=args.genre,
         reference=args.reference,
         as_json=args.json,
@@ -50,10 +54,39 @@ def _submit(args: argparse.Namespace) -> int:
     )
 
 
+def genre_problem(genre: str | None) -> str | None:
+    """Why a --genre name would be refused (checked here, before any upload), or None."""
+    if genre is None:
+        return None
+    from chalicelib.analysis.errors import AnalysisError
+    from chalicelib.analysis.targets import load
+
+    try:
+        load(genre)
+    except AnalysisError as exc:
+        return f"{exc.message}. `soundcheck genres` shows each with its targets."
+    return None
+
+
 def _status(args: argparse.Namespace) -> int:
     from chalicelib.local import submit
 
-    return submit.status(args.job_id, api=args.api, api_key=None, as_json=args.json)
+    return submit.status(
+        args.job_id,
+        api=args.api,
+        api_key=args.api_key,
+        as_json=args.json,
+        wait=args.wait,
+        timeout=args.timeout,
+    )
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from chalicelib.local import submit
+
+    return submit.jobs(
+        api=args.api, api_key=args.api_key, status=args.status, limit=args.limit, as_json=args.json
+    )
 
 
 def _queue_stats(args: argparse.Namespace) -> int:
@@ -72,14 +105,17 @@ def _queue_stats(args: argparse.Namespace) -> int:
 
             stats["jobs"] = JobStore.from_settings(current).counts()
     else:
-        from chalicelib.client import Client, ClientError
-        from chalicelib.local.submit import resolve
+        from chalicelib.client import ClientError
+        from chalicelib.local.connect import NotConnected, client_for, explain, resolve
 
-        url, key = resolve(args.api, None)
         try:
-            stats = Client(url, key).request("GET", "/api/queue/stats")[1]
-        except ClientError as exc:
+            target = resolve(args.api, args.api_key)
+            stats = client_for(target).request("GET", "/api/queue/stats")[1]
+        except NotConnected as exc:
             print(f"soundcheck queue stats: {exc}", file=sys.stderr)
+            return 2
+        except ClientError as exc:
+            print(f"soundcheck queue stats: {explain(exc, target.url)}", file=sys.stderr)
             return 2
     print(json.dumps(stats, indent=2))
     return 0
@@ -107,6 +143,10 @@ def _keys_create(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from chalicelib.local import demo
 
+    problem = genre_problem(args.genre)
+    if problem:  # before the stack starts: a typo should not cost a minute
+        print(f"demo: {problem}", file=sys.stderr)
+        return 2
     return demo.run(args.file, genre=args.genre, as_json=args.json)
 
 
@@ -135,23 +175,37 @@ def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser("submit", help="analyse a file through the HTTP API")
     p.add_argument("file", type=Path)
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--genre", help="compare with this genre's targets")
+    group.add_argument("--genre", help="compare with this genre's targets (`soundcheck genres`)")
     group.add_argument("--reference", type=Path, help="compare with this reference track")
-    p.add_argument("--api", help="API base URL (default: the running `soundcheck dev`)")
+    _add_api_options(p)
     p.add_argument("--json", action="store_true", help="print the raw result as JSON")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the job")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to follow the job (it keeps running after; `soundcheck status ID --wait`)",
+    )
     p.set_defaults(func=_submit)
 
-    p = subparsers.add_parser("status", help="show a job")
+    p = subparsers.add_parser("status", help="show a job (--wait: follow it to the end)")
     p.add_argument("job_id")
-    p.add_argument("--api")
+    _add_api_options(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to follow with --wait")
     p.set_defaults(func=_status)
+
+    p = subparsers.add_parser("jobs", help="list your analyses, newest first")
+    _add_api_options(p)
+    p.add_argument("--status", choices=("queued", "processing", "completed", "failed", "cancelled"))
+    p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_jobs)
 
     p = subparsers.add_parser("queue", help="queue commands")
     queue_commands = p.add_subparsers(dest="queue_command", required=True)
     stats = queue_commands.add_parser("stats", help="counts per state, oldest wait, consumers")
-    stats.add_argument("--api")
+    _add_api_options(stats)
     stats.set_defaults(func=_queue_stats)
 
     p = subparsers.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
@@ -176,8 +230,19 @@ def add_commands(subparsers: Any) -> None:
     p.set_defaults(func=_demo_track)
 
 
+def _add_api_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--api", metavar="URL", help="API base URL (default: the running `soundcheck dev`)"
+    )
+    p.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="API key (default: SOUNDCHECK_API_KEY, else the running `soundcheck dev`'s)",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run a parsed command; a bad setting is a one-line message, not a traceback."""
+    """Run a parsed command; a bad setting or Ctrl-C is a one-line message, not a traceback."""
     from chalicelib.settings import SettingsError
 
     try:
@@ -185,6 +250,9 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"soundcheck {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nsoundcheck {args.command}: stopped (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

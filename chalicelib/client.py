@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-FINAL_STATUSES = ("completed", "failed")
+FINAL_STATUSES = ("completed", "failed", "cancelled")
 # Polling: start fast (a short job finishes in well under a second), back off to 1 s.
 POLL_FIRST_S = 0.05
 POLL_MAX_S = 1.0
@@ -110,7 +110,10 @@ class Client:
         timeout: float = 600.0,
         on_update: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll the job until it is completed or failed (or `timeout`); return its last state."""
+        """Poll the job until it is completed, failed or cancelled (or `timeout`); its last state.
+
+        ClientError "timeout" when `timeout` seconds pass first (the job keeps running).
+        """
         deadline = time.monotonic() + timeout
         interval = POLL_FIRST_S
         while True:
@@ -120,7 +123,7 @@ class Client:
             if job["status"] in FINAL_STATUSES:
                 return job
             if time.monotonic() + interval > deadline:
-                raise ClientError(0, "timeout", f"job {job_id} still {job['status']}")
+                raise ClientError(0, "timeout", f"job {job_id} is still {job['status']}")
             time.sleep(interval)
             interval = min(interval * POLL_FACTOR, POLL_MAX_S)
 

@@ -7,6 +7,7 @@ copes with any block or value being null.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 _WIDTH = 24  # label column
@@ -102,18 +103,24 @@ def _section(name: str, block: Any, rows: list[tuple[str, str, str, int]]) -> li
 
 
 def _spectrum(spectrum: dict[str, Any]) -> list[str]:
+    """Each band under its one name, on the comparison's scale: dB relative to the whole
+    mix (the bar is the same number as a share of the energy)."""
+    from chalicelib.analysis.bands import LABELS
+
     bands = [b for b in spectrum.get("bands") or [] if isinstance(b, dict)]
     if not bands:
         return []
-    lines = [f"{'Spectrum':<{_WIDTH + 2}}{'energy':>9}{'share':>12}"]
-    for band in bands:
-        label = f"{band.get('name')} {_hz(band.get('lowHz'))}-{_hz(band.get('highHz'))}"
-        share = band.get("sharePercent")
-        bar = "#" * round(_BAR * share / 100.0) if isinstance(share, int | float) else ""
-        lines.append(
-            f"  {label:<{_WIDTH}}{_number(band.get('energyDb'), 'dB')}"
-            f"{_number(share, '%')} {bar}".rstrip()
-        )
+    levels = [b.get("energyDb") for b in bands]
+    present = [v for v in levels if isinstance(v, int | float)]
+    total = 10.0 * math.log10(sum(10.0 ** (v / 10.0) for v in present)) if present else None
+    lines = [f"{'Spectrum (vs the whole mix)':<{_WIDTH + 2}}{'level':>9}"]
+    for band, level in zip(bands, levels, strict=True):
+        name = str(band.get("name"))
+        label = LABELS.get(name) or f"{name} {_hz(band.get('lowHz'))}-{_hz(band.get('highHz'))}"
+        relative = level - total if isinstance(level, int | float) and total is not None else None
+        share = 100.0 * 10.0 ** (relative / 10.0) if relative is not None else 0.0
+        bar = "#" * round(_BAR * share / 100.0)
+        lines.append(f"  {label:<{_WIDTH}}{_number(relative, 'dB')} {bar}".rstrip())
     lines.append(f"  {'Centroid':<{_WIDTH}}{_number(spectrum.get('centroidHz'), 'Hz', 0)}".rstrip())
     return [*lines, ""]
 
@@ -136,14 +143,19 @@ def _comparison(comparison: dict[str, Any]) -> list[str]:
         lines.append(f"  ({comparison['reason']})")
     rows = [m for m in comparison.get("metrics") or [] if isinstance(m, dict)]
     if rows:
-        lines.append(f"  {'metric':<{_WIDTH + 4}}{'value':>10}  {'target':<18}status")
+        lines.append(f"  {'metric':<{_WIDTH + 4}}{'value':>14}  {'target':<20}status")
     for row in rows:
         unit = row.get("unit") or ""
         digits = 0 if row.get("metric") == "clippedSamples" else 2
+        value = _plain(row.get("value"), digits)
+        if value != "n/a" and unit:
+            value += f" {unit}"
+        target = _target(row, digits) + (
+            f" {unit}" if unit and row.get("target") is not None else ""
+        )
         lines.append(
             f"  {row.get('label') or row.get('metric')!s:<{_WIDTH + 4}}"
-            f"{_plain(row.get('value'), digits):>10}  "
-            f"{_target(row, digits) + (' ' + unit if unit else ''):<18}{row.get('status', '')}"
+            f"{value:>14}  {target:<20}{_status(row)}"
         )
     suggestions = [s for s in comparison.get("suggestions") or [] if isinstance(s, dict)]
     lines.append("")
@@ -154,6 +166,15 @@ def _comparison(comparison: dict[str, Any]) -> list[str]:
     elif isinstance(score, int | float):
         lines.append("Suggestions: none, everything is within its target.")
     return [*lines, ""]
+
+
+def _status(row: dict[str, Any]) -> str:
+    """Direction and severity apart: "too quiet, high"; "ok"; "n/a" when not measured."""
+    severity = row.get("status") or ""
+    if severity == "unavailable":
+        return "n/a"
+    verdict = row.get("verdict")
+    return f"{verdict}, {severity}" if verdict and severity != "ok" else str(severity)
 
 
 def _plain(value: Any, digits: int) -> str:

@@ -152,7 +152,7 @@ def _check_upload_request(
     if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes <= 0:
         raise StorageError("invalid_field", "sizeBytes must be a positive integer")
     if size_bytes > max_bytes:
-        raise StorageError("too_large", f"the file is {size_bytes} bytes; the limit is {max_bytes}")
+        raise too_large(size_bytes, max_bytes)
 
 
 def require_object(storage: Storage, key: str, max_bytes: int) -> int:
@@ -165,8 +165,27 @@ def require_object(storage: Storage, key: str, max_bytes: int) -> int:
     if size is None:
         raise _not_found(key)
     if size > max_bytes:
-        raise StorageError("too_large", f"the file is {size} bytes; the limit is {max_bytes}")
+        raise too_large(size, max_bytes)
     return size
+
+
+def human_size(size: int) -> str:
+    """Bytes as people read them: 1.2 GB, 500 MB, 12 KB (binary multiples, as file managers)."""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{size} bytes"
+
+
+def too_large(size: int | None, max_bytes: int) -> StorageError:
+    """The 413 for an upload over the limit, naming the setting that raises it."""
+    what = f"the file is {human_size(size)}" if size is not None else "the file is too large"
+    return StorageError(
+        "too_large",
+        f"{what}; the limit is {human_size(max_bytes)} "
+        "(the server's SOUNDCHECK_MAX_UPLOAD_BYTES raises it)",
+    )
 
 
 # --- local directory -------------------------------------------------------------

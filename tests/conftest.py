@@ -31,6 +31,19 @@ def tmp_root() -> Iterator[Path]:
         yield Path(path)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_state_home(tmp_root: Path) -> Iterator[Path]:
+    """Running stacks are recorded per user (XDG_STATE_HOME): the run gets its own, so
+    tests never find the developer's `soundcheck dev`, nor leave records behind."""
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_root / "state")
+    yield tmp_root / "state"
+    if before is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = before
+
+
 def _with_db(url: str, db: int) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":

@@ -326,7 +326,7 @@ def test_soundcheck_submit_exit_codes(stack: Stack) -> None:
     refused = soundcheck(
         stack, "submit", str(broken), "--api", stack.client.base_url, SOUNDCHECK_API_KEY="sck_no"
     )
-    assert refused.returncode == 2 and "unauthorized" in refused.stderr
+    assert refused.returncode == 2 and "refused the API key" in refused.stderr
     missing = soundcheck(stack, "submit", "nope.wav", "--api", stack.client.base_url)
     assert missing.returncode == 2 and "no such file" in missing.stderr
 

@@ -14,7 +14,7 @@ from typing import Any
 from chalicelib.analysis import targets as target_sets
 from chalicelib.analysis.bands import BANDS, LABELS
 from chalicelib.analysis.errors import AnalysisError
-from chalicelib.analysis.score import overall, score_metric
+from chalicelib.analysis.score import SEVERITIES, overall, score_metric
 from chalicelib.analysis.suggest import suggestion
 
 
@@ -23,24 +23,43 @@ class Metric:
     label: str
     unit: str
     path: tuple[str, str]  # (block, field) in the result
+    below: str  # what a value under its target means, in words ("too quiet")
+    above: str  # and one over it ("too loud")
 
 
 METRICS: dict[str, Metric] = {
-    "integratedLufs": Metric("Integrated loudness", "LUFS", ("loudness", "integratedLufs")),
-    "truePeakDbtp": Metric("True peak", "dBTP", ("peaks", "truePeakDbtp")),
-    "clippedSamples": Metric("Clipped samples", "", ("peaks", "clippedSamples")),
-    "rangeLu": Metric("Loudness range", "LU", ("loudness", "rangeLu")),
-    "plrDb": Metric("Peak-to-loudness ratio", "dB", ("dynamics", "plrDb")),
-    "psrDb": Metric("Peak-to-short-term ratio", "dB", ("dynamics", "psrDb")),
-    "crestFactorDb": Metric("Crest factor", "dB", ("dynamics", "crestFactorDb")),
-    "correlation": Metric("Stereo correlation", "", ("stereo", "correlation")),
-    "widthPercent": Metric("Stereo width", "%", ("stereo", "widthPercent")),
-    "balanceDb": Metric("L/R balance", "dB", ("stereo", "balanceDb")),
+    "integratedLufs": Metric(
+        "Integrated loudness", "LUFS", ("loudness", "integratedLufs"), "too quiet", "too loud"
+    ),
+    "truePeakDbtp": Metric("True peak", "dBTP", ("peaks", "truePeakDbtp"), "low", "too hot"),
+    "clippedSamples": Metric(
+        "Clipped samples", "samples", ("peaks", "clippedSamples"), "", "clipped"
+    ),
+    "rangeLu": Metric("Loudness range", "LU", ("loudness", "rangeLu"), "too even", "too uneven"),
+    "plrDb": Metric(
+        "Peak-to-loudness ratio", "dB", ("dynamics", "plrDb"), "over-limited", "under-limited"
+    ),
+    "psrDb": Metric(
+        "Peak-to-short-term ratio", "dB", ("dynamics", "psrDb"), "over-limited", "under-limited"
+    ),
+    "crestFactorDb": Metric(
+        "Crest factor", "dB", ("dynamics", "crestFactorDb"), "squashed", "too peaky"
+    ),
+    "correlation": Metric(
+        "Stereo correlation", "", ("stereo", "correlation"), "out of phase", "too narrow"
+    ),
+    "widthPercent": Metric("Stereo width", "%", ("stereo", "widthPercent"), "narrow", "wide"),
+    "balanceDb": Metric(
+        "L/R balance (+ = left)", "dB", ("stereo", "balanceDb"), "leans right", "leans left"
+    ),
+    # A band's one name (LABELS) and one scale (dB relative to the whole mix) are the
+    # same here and in the report's spectrum section.
     **{
-        f"band.{name}": Metric(f"Balance {LABELS[name]}", "dB", ("spectrum", name))
+        f"band.{name}": Metric(LABELS[name], "dB", ("spectrum", name), "too little", "too much")
         for name, _, _ in BANDS
     },
 }
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 
 def metric_value(result: dict[str, Any], metric: str) -> float | None:
@@ -92,7 +111,9 @@ def compare(
             "target": target.target,
             "tolerance": target.tolerance,
             "kind": target.kind,
-            "status": "unavailable",
+            "status": "unavailable",  # the severity: ok, attention, high, critical
+            "direction": None,  # "below" or "above" the target when outside it
+            "verdict": None,  # the direction in words: "too quiet", "too hot"
             "score": None,
         }
         rows.append(row)
@@ -103,16 +124,20 @@ def compare(
         )
         row["status"] = outcome.severity
         row["score"] = round(outcome.score)
+        if outcome.direction:
+            row["direction"] = "above" if outcome.direction > 0 else "below"
+            row["verdict"] = info.above if outcome.direction > 0 else info.below
         scored.append((outcome.score, target.weight))
         if outcome.severity != "ok":
             message = suggestion(metric, value, target, outcome, mode)
-            # Most useful first: the score points a fix would win back; peaks
-            # above 0 dBTP lead whatever their weight.
+            # Most severe first; within a severity, the score points a fix would
+            # win back; peaks above 0 dBTP lead whatever their weight.
             urgent = metric == "truePeakDbtp" and value > 0.0
             impact = float("inf") if urgent else target.weight * (100.0 - outcome.score)
+            rank = SEVERITY_RANK[outcome.severity]
             item = {"metric": metric, "severity": outcome.severity, "message": message}
-            suggestions.append((item, impact))
-    suggestions.sort(key=lambda pair: -pair[1])
+            suggestions.append((item, (rank, impact)))
+    suggestions.sort(key=lambda pair: (-pair[1][0], -pair[1][1]))
     block: dict[str, Any] = {
         "mode": mode,
         "target": spec.name,

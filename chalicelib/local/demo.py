@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chalicelib.local.background import BackgroundStack, StackFailed
+from chalicelib.local.submit import INTERRUPTED
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,14 +76,14 @@ def run(
     """Start the stack, push one track through it, print the report, stop the stack."""
     from chalicelib.local import submit as submitting
 
+    if file is not None and not file.is_file():
+        print(f"demo: no such file: {file}", file=sys.stderr)
+        return 2
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if file is None:
         file = write_demo_track(data_dir / "demo-mix.wav")
         print(f"demo: made a synthetic 8 s mix at {file}", file=sys.stderr)
-    elif not file.is_file():
-        print(f"demo: no such file: {file}", file=sys.stderr)
-        return 2
     where = "REDIS_URL/DATABASE_URL" if os.environ.get("REDIS_URL") else "embedded servers"
     stack = BackgroundStack(data_dir, consumers=1, purpose="demo")
     print(f"demo: starting the local stack on {where} (log: {stack.log_path})", file=sys.stderr)
@@ -98,15 +99,33 @@ def run(
             genre=genre,
             as_json=as_json,
             timeout=JOB_TIMEOUT_S,
+            command="demo",
+            on_interrupt_hint=False,
         )
     except StackFailed as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:
+        print(f"\ndemo: stopped (Ctrl-C); {_left_behind(interrupt, data_dir)}", file=sys.stderr)
+        code = INTERRUPTED
     finally:
         stopped = stack.stop()
         print(f"demo: stack stopped (exit {stopped})", file=sys.stderr)
-        if stopped != 0 and code == 0:
+        if stopped not in (0, -2) and code == 0:
             code = 1
-    if code != 0:
+    if code not in (0, INTERRUPTED):
         print(f"demo: the stack's log ends with:\n{stack.tail()}", file=sys.stderr)
     return code
+
+
+def _left_behind(interrupt: KeyboardInterrupt, data_dir: Path) -> str:
+    """What happens to the demo's job now that its stack stops with the demo."""
+    job_id = getattr(interrupt, "job_id", None)
+    if job_id is None:
+        return "no job was submitted."
+    if os.environ.get("DATABASE_URL"):
+        return f"job {job_id} goes with the demo's own schema."
+    return (
+        f"job {job_id} stays queued in the demo's data dir: `soundcheck dev --data-dir "
+        f"{data_dir}` finishes it, and `soundcheck status {job_id}` then shows it."
+    )

@@ -10,19 +10,19 @@ under `.soundcheck/`. A state file tells other commands (`soundcheck submit`,
 
 from __future__ import annotations
 
+import errno
 import importlib.util
-import json
 import os
 import signal
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from http.server import HTTPServer
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Any
+from typing import IO, Any
 
 from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer
 
@@ -30,6 +30,15 @@ from chalicelib import consumer, logs
 from chalicelib import deps as deps_module
 from chalicelib import settings as settings_module
 from chalicelib.local.processes import Supervisor
+from chalicelib.local.state import (
+    READY,
+    STARTING,
+    DataDirBusy,
+    StackInfo,
+    lock_data_dir,
+    record_path,
+    write_atomic,
+)
 
 DEV_OWNER = "dev"
 STATE_FILE = "dev.json"
@@ -47,35 +56,10 @@ class StackOptions:
     project_dir: Path = Path(".")
 
 
-@dataclass(frozen=True)
-class StackInfo:
-    """What a client needs to talk to a running stack (written to `<data dir>/dev.json`)."""
-
-    url: str
-    api_key: str
-    pid: int
-    queue: str
-    redis_url_hash: str
-    embedded: list[str]
-    pids: dict[str, int]  # what this stack started: workers and embedded servers
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-
 def read_state(data_dir: Path = Path(".soundcheck")) -> StackInfo | None:
-    """The running stack's info, or None if none is running from this data dir."""
-    try:
-        info = StackInfo(**json.loads((data_dir / STATE_FILE).read_text()))
-    except (FileNotFoundError, ValueError, TypeError):
-        return None
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return info
+    """The stack running from this data dir once it is ready, else None."""
+    info = StackInfo.from_file(data_dir / STATE_FILE)
+    return info if info is not None and info.status == READY else None
 
 
 def load_app(project_dir: Path) -> ModuleType:
@@ -137,6 +121,26 @@ class _PooledHTTPServer(HTTPServer):
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _busy_message(busy: DataDirBusy) -> str:
+    holder = busy.holder
+    who = f"pid {holder.pid}, {holder.url}" if holder is not None else "another process"
+    return (
+        f"another soundcheck dev ({who}) is running from {busy.data_dir}; it was left as it "
+        "is. Use it (`soundcheck submit FILE` finds it), or start a second stack with its "
+        "own data dir and port: soundcheck dev --data-dir .soundcheck-2 --port 8001"
+    )
+
+
+def _bind_message(options: StackOptions, exc: OSError) -> str:
+    where = f"{options.host}:{options.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {options.port} on {options.host} is in use (another soundcheck dev?); "
+            f"pick another: soundcheck dev --port {options.port + 1}"
+        )
+    return f"cannot listen on {where}: {exc.strerror}"
+
+
 def _serve_from_threads(app: Any) -> None:
     """Give the app a per-thread `current_request`, as chalice's local mode does."""
     if not isinstance(app, LocalChalice):
@@ -157,6 +161,9 @@ class LocalStack:
         self._sweeper_thread: threading.Thread | None = None
         self._deps: deps_module.Deps | None = None
         self.info: StackInfo | None = None
+        self._lock: IO[str] | None = None
+        self._key = ""
+        self._settings: settings_module.Settings | None = None
 
     # --- start ------------------------------------------------------------------------
 
@@ -191,11 +198,35 @@ class LocalStack:
         return key
 
     def start(self) -> StackInfo:
+        """Claim the data dir, bind the port, start what is missing, wait for the workers.
+
+        The order matters: nothing shared is touched until the data dir's lock is
+        held and the port is bound, so a second stack that cannot run leaves the
+        first one untouched (its embedded servers, its state files).
+        """
+        self._claim_data_dir()
+        url = self._bind()
+        self._publish(url, api_key="", status=STARTING)
+        os.environ.update(self._environment())
+        os.environ.setdefault("SOUNDCHECK_PUBLIC_URL", url)
+        settings_module.get.cache_clear()
+        settings = settings_module.get()
+        deps = self._prepare(settings)
+        self._start_threads(settings.sweep_seconds)
+        self._start_workers(deps)
+        return self._publish(url, api_key=self._key, status=READY)
+
+    def _claim_data_dir(self) -> None:
+        try:
+            self._lock = lock_data_dir(self.data_dir)
+        except DataDirBusy as busy:
+            raise StackError(_busy_message(busy)) from None
+        (self.data_dir / STATE_FILE).unlink(missing_ok=True)  # a crashed stack's, if any
+
+    def _bind(self) -> str:
+        """Load the app and bind its server; the URL it answers on."""
         from chalice.config import Config
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / STATE_FILE).unlink(missing_ok=True)
-        os.environ.update(self._environment())
         module = load_app(self.options.project_dir)
         config = Config.create(chalice_stage="dev", app_name=module.app.app_name, lambda_timeout=30)
         _serve_from_threads(module.app)
@@ -209,56 +240,68 @@ class LocalStack:
                 server_cls=_PooledHTTPServer,
             )
         except OSError as exc:
-            where = f"{self.options.host}:{self.options.port}"
-            raise StackError(f"cannot listen on {where}: {exc.strerror}; try --port") from None
+            raise StackError(_bind_message(self.options, exc)) from None
         host, port = self._server.server.server_address[:2]
-        url = f"http://{host}:{port}"
-        os.environ.setdefault("SOUNDCHECK_PUBLIC_URL", url)
-        settings_module.get.cache_clear()
-        settings = settings_module.get()
+        return f"http://{host}:{port}"
 
+    def _prepare(self, settings: settings_module.Settings) -> deps_module.Deps:
+        """Connect, check Redis, migrate, register the API key; the app uses these deps."""
         deps = deps_module.Deps.from_settings(settings)
         deps.queue.check_server()
         applied = deps.jobs.migrate()
         if applied:
             logs.event("migrated", applied=applied)
-        api_key = self._api_key(deps.jobs, settings.api_key)
+        self._key = self._api_key(deps.jobs, settings.api_key)
         deps_module.override(deps)
         self._deps = deps
+        self._settings = settings
+        return deps
 
+    def _start_threads(self, sweep_seconds: float) -> None:
+        assert self._server is not None
         self._server_thread = threading.Thread(
             target=self._server.server.serve_forever, name="api", daemon=True
         )
         self._server_thread.start()
         self._sweeper_thread = threading.Thread(
-            target=self._sweep_forever, args=(settings.sweep_seconds,), name="sweeper", daemon=True
+            target=self._sweep_forever, args=(sweep_seconds,), name="sweeper", daemon=True
         )
         self._sweeper_thread.start()
-        worker_env = {**os.environ, "SOUNDCHECK_API_KEY": api_key}
+
+    def _start_workers(self, deps: deps_module.Deps) -> None:
+        worker_env = {**os.environ, "SOUNDCHECK_API_KEY": self._key}
         argv = [sys.executable, "-m", "chalicelib.local.worker", "--no-sweep"]
         for n in range(self.options.consumers):
             self._supervisor.start(f"worker-{n + 1}", argv, worker_env)
-
         self._wait_for_workers(deps)
 
-        self.info = StackInfo(
+    def _publish(self, url: str, *, api_key: str, status: str) -> StackInfo:
+        """Record where this stack is: per user (found from any directory) and, once
+        ready, in `<data dir>/dev.json`."""
+        settings = self._settings
+        info = StackInfo(
             url=url,
             api_key=api_key,
             pid=os.getpid(),
-            queue=settings.queue_name,
-            redis_url_hash=deps_module.redis_url_hash(settings.require("redis_url")),
+            queue=settings.queue_name if settings else "",
+            redis_url_hash=(
+                deps_module.redis_url_hash(settings.require("redis_url")) if settings else ""
+            ),
             embedded=[s.kind for s in self._embedded],
             pids={
                 **{c.name: c.pid for c in self._supervisor.children if c.pid},
                 **{s.kind: s.pid for s in self._embedded if s.pid},
             },
+            data_dir=str(self.data_dir),
+            status=status,
         )
-        state = self.data_dir / STATE_FILE
-        tmp = state.with_suffix(".tmp")
-        tmp.write_text(self.info.to_json())
-        tmp.chmod(0o600)
-        tmp.replace(state)
-        return self.info
+        if self.info is not None:
+            info = replace(info, started_at=self.info.started_at)
+        self.info = info
+        write_atomic(record_path(self.data_dir), info.to_json())
+        if status == READY:
+            write_atomic(self.data_dir / STATE_FILE, info.to_json())
+        return info
 
     def _wait_for_workers(self, deps: deps_module.Deps) -> None:
         """Return once every worker has loaded the analysis and polled the queue.
@@ -308,7 +351,10 @@ class LocalStack:
     def close(self) -> None:
         """Stop everything this stack started, in reverse order."""
         self._stop.set()
+        if self._lock is None:
+            return  # another stack owns this data dir: touch nothing of it
         (self.data_dir / STATE_FILE).unlink(missing_ok=True)
+        record_path(self.data_dir).unlink(missing_ok=True)
         self._supervisor.stop()
         if self._server is not None:
             if self._server_thread is not None and self._server_thread.is_alive():
@@ -325,6 +371,8 @@ class LocalStack:
             except Exception as exc:
                 logs.event("embedded_stop_error", kind=server.kind, error=str(exc)[:300])
         self._embedded.clear()
+        self._lock.close()
+        self._lock = None
 
 
 def run(options: StackOptions) -> int:
@@ -340,7 +388,7 @@ def run(options: StackOptions) -> int:
             f"  API key   {info.api_key}\n"
             f"  queue     {info.queue} (redis {info.redis_url_hash})"
             f"  consumers {options.consumers}\n"
-            f"  try       soundcheck submit FILE --api {info.url}\n"
+            f"  try       soundcheck submit FILE   (from any directory)\n"
             f"Ctrl-C stops everything.\n",
             file=sys.stderr,
             flush=True,

@@ -1,32 +1,24 @@
-"""`soundcheck submit FILE`: upload, submit, watch the progress, print the report.
+"""`soundcheck submit FILE`, `status ID` and `jobs`: the HTTP API from the command line.
 
-Talks to the HTTP API like any client (chalicelib.client). Where the API is and
-which key to use: `--api` and SOUNDCHECK_API_KEY, else what a running
-`soundcheck dev` wrote to `.soundcheck/dev.json`.
+Talks to the API like any client (chalicelib.client); which API and key is
+chalicelib.local.connect's business. Failures are one sentence on stderr that
+says what to do next; Ctrl-C stops following a job (it keeps running) and says
+how to pick it up again.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from chalicelib.client import Client, ClientError
-from chalicelib.local.stack import read_state
+from chalicelib.local.connect import NotConnected, client_for, explain, resolve
 
-DEFAULT_API = "http://127.0.0.1:8000"
 BAR_WIDTH = 30
-
-
-def resolve(api: str | None, api_key: str | None) -> tuple[str, str | None]:
-    """API URL and key: explicit values, then the environment, then a running dev stack."""
-    state = read_state()
-    url = api or (state.url if state else DEFAULT_API)
-    key = api_key or os.environ.get("SOUNDCHECK_API_KEY") or (state.api_key if state else None)
-    return url, key
+INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
 
 
 class Progress:
@@ -37,6 +29,7 @@ class Progress:
         self.tty = stream.isatty()
         self.started = time.monotonic()
         self.last = ""
+        self.open_line = False
 
     def update(self, job: dict[str, Any]) -> None:
         status, progress = job["status"], int(job.get("progress") or 0)
@@ -50,13 +43,33 @@ class Progress:
             bar = "#" * filled + "-" * (BAR_WIDTH - filled)
             line = f"\r[{bar}] {progress:3d}% {status:<10} {elapsed:5.1f}s{retry}{note}"
             self.stream.write(line + "\033[K")
-            if status in ("completed", "failed"):
+            self.open_line = status not in ("completed", "failed", "cancelled")
+            if not self.open_line:
                 self.stream.write("\n")
             self.stream.flush()
         elif f"{status}{retry}{note}" != self.last:
             self.stream.write(f"{elapsed:5.1f}s {status}{retry}{note}\n")
             self.stream.flush()
             self.last = f"{status}{retry}{note}"
+
+    def end_line(self) -> None:
+        """Leave the bar's line, so a following message starts on its own."""
+        if self.open_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open_line = False
+
+
+def _fail(command: str, message: str, code: int = 2) -> int:
+    print(f"soundcheck {command}: {message}", file=sys.stderr)
+    return code
+
+
+def _follow_hint(job_id: str) -> str:
+    return (
+        f"job {job_id} keeps running; `soundcheck status {job_id}` shows it, "
+        f"`soundcheck status {job_id} --wait` follows it to the end"
+    )
 
 
 def run(
@@ -69,27 +82,51 @@ def run(
     as_json: bool = False,
     timeout: float = 600.0,
     out: TextIO = sys.stdout,
+    command: str = "submit",
+    on_interrupt_hint: bool = True,
 ) -> int:
-    """Exit code: 0 completed, 1 the job failed, 2 the request was refused or unreachable."""
-    url, key = resolve(api, api_key)
-    client = Client(url, key)
+    """Exit code: 0 completed, 1 the job failed, 2 refused or unreachable, 130 Ctrl-C.
+
+    With `on_interrupt_hint=False` Ctrl-C propagates (the demo stops its stack and
+    says so itself); the job id is then on the KeyboardInterrupt's `job_id`.
+    """
+    try:
+        target = resolve(api, api_key)
+        client = client_for(target)
+    except NotConnected as exc:
+        return _fail(command, str(exc))
+    job_id: str | None = None
+    progress = Progress()
     try:
         file_key = client.upload(file)
         reference_key = client.upload(reference) if reference else None
         accepted = client.submit(
             file_key, genre=genre, reference_file_key=reference_key, file_name=file.name
         )
-        print(f"submitted {file.name} as job {accepted['jobId']}", file=sys.stderr)
-        job = client.wait(accepted["jobId"], timeout=timeout, on_update=Progress().update)
+        job_id = str(accepted["jobId"])
+        print(f"submitted {file.name} as job {job_id}", file=sys.stderr)
+        job = client.wait(job_id, timeout=timeout, on_update=progress.update)
     except ClientError as exc:
-        print(f"soundcheck submit: {exc}", file=sys.stderr)
-        return 2
-    if job["status"] == "failed":
+        progress.end_line()
+        if exc.code == "timeout" and job_id:
+            return _fail(command, f"{exc.message} after {timeout:g} s; {_follow_hint(job_id)}")
+        return _fail(command, explain(exc, target.url))
+    except KeyboardInterrupt as interrupt:
+        progress.end_line()
+        if not on_interrupt_hint:
+            interrupt.job_id = job_id  # type: ignore[attr-defined]
+            raise
+        if job_id is None:
+            return _fail(command, "stopped before the job was submitted; nothing was queued", 130)
+        return _fail(command, f"stopped following (Ctrl-C); {_follow_hint(job_id)}", INTERRUPTED)
+    return _print_outcome(job, file.name, as_json, out)
+
+
+def _print_outcome(job: dict[str, Any], title: str | None, as_json: bool, out: TextIO) -> int:
+    if job["status"] in ("failed", "cancelled"):
         error = job.get("error") or {}
-        print(
-            f"job {job['jobId']} failed: {error.get('code')}: {error.get('message')}",
-            file=sys.stderr,
-        )
+        reason = f": {error.get('message')} [{error.get('code')}]" if error else ""
+        print(f"job {job['jobId']} {job['status']}{reason}", file=sys.stderr)
         if as_json:
             print(json.dumps(job, indent=2), file=out)
         return 1
@@ -98,18 +135,39 @@ def run(
     else:
         from chalicelib.report import render
 
-        print(render(job["result"], title=file.name), end="", file=out)
+        print(render(job["result"], title=title), end="", file=out)
     return 0
 
 
-def status(job_id: str, *, api: str | None, api_key: str | None, as_json: bool) -> int:
-    """`soundcheck status ID`: the job as the API reports it."""
-    url, key = resolve(api, api_key)
+def status(
+    job_id: str,
+    *,
+    api: str | None,
+    api_key: str | None,
+    as_json: bool,
+    wait: bool = False,
+    timeout: float = 600.0,
+) -> int:
+    """`soundcheck status ID [--wait]`: the job as the API reports it (followed with --wait)."""
     try:
-        job = Client(url, key).job(job_id)
+        target = resolve(api, api_key)
+        client = client_for(target)
+    except NotConnected as exc:
+        return _fail("status", str(exc))
+    progress = Progress()
+    try:
+        if wait:
+            job = client.wait(job_id, timeout=timeout, on_update=progress.update)
+            return _print_outcome(job, job.get("fileName"), as_json, sys.stdout)
+        job = client.job(job_id)
     except ClientError as exc:
-        print(f"soundcheck status: {exc}", file=sys.stderr)
-        return 2
+        progress.end_line()
+        if exc.code == "timeout":
+            return _fail("status", f"{exc.message} after {timeout:g} s; {_follow_hint(job_id)}")
+        return _fail("status", explain(exc, target.url))
+    except KeyboardInterrupt:
+        progress.end_line()
+        return _fail("status", f"stopped following (Ctrl-C); {_follow_hint(job_id)}", INTERRUPTED)
     if as_json:
         print(json.dumps(job, indent=2))
         return 0
@@ -117,10 +175,42 @@ def status(job_id: str, *, api: str | None, api_key: str | None, as_json: bool) 
     for name in fields:
         print(f"{name:<12} {job.get(name)}")
     if job.get("error"):
-        print(f"{'error':<12} {job['error']['code']}: {job['error']['message']}")
+        print(f"{'error':<12} {job['error']['message']} [{job['error']['code']}]")
     if job.get("result"):
         from chalicelib.report import render
 
         print()
         print(render(job["result"]), end="")
+    return 0
+
+
+def jobs(
+    *, api: str | None, api_key: str | None, status: str | None, limit: int, as_json: bool
+) -> int:
+    """`soundcheck jobs`: your analyses, newest first."""
+    try:
+        target = resolve(api, api_key)
+        client: Client = client_for(target)
+        listed = client.request("GET", "/api/jobs", query={"status": status, "limit": limit})[
+            1
+        ].get("jobs", [])
+    except NotConnected as exc:
+        return _fail("jobs", str(exc))
+    except ClientError as exc:
+        return _fail("jobs", explain(exc, target.url))
+    if as_json:
+        print(json.dumps(listed, indent=2))
+        return 0
+    if not listed:
+        print("no jobs yet: `soundcheck submit FILE` analyses one", file=sys.stderr)
+        return 0
+    print(f"{'created':<20} {'status':<10} {'job id':<36}  file")
+    for job in listed:
+        created = str(job.get("createdAt") or "")[:19].replace("T", " ")
+        error = job.get("error") or {}
+        note = f"  ({error.get('code')})" if error else ""
+        print(
+            f"{created:<20} {job.get('status', ''):<10} {job.get('jobId', ''):<36}  "
+            f"{job.get('fileName') or ''}{note}"
+        )
     return 0

@@ -11,8 +11,10 @@ to validate genre names without loading numpy.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -57,19 +59,42 @@ class TargetSet:
     targets: dict[str, Target]
 
 
+@cache
 def names() -> list[str]:
     """Every genre and destination name (combinations `genre+destination` also work)."""
     return sorted(p.stem for p in TARGETS_DIR.glob("*.json") if not p.stem.startswith("_"))
 
 
+@cache
+def aliases() -> dict[str, str]:
+    """Other spellings people type ("hip-hop", "r&b", "dnb", "ebu") -> the file's name."""
+    return {_normal(alias): name for name in names() for alias in _read(name).get("aliases", [])}
+
+
+def _normal(part: str) -> str:
+    """Case, spaces and hyphens do not matter: "Drum and Bass" is drum_and_bass."""
+    return re.sub(r"[\s\-]+", "_", part.strip().lower())
+
+
+def canonical(part: str) -> str | None:
+    """The target file a typed name means, or None."""
+    normal = _normal(part)
+    return normal if normal in names() else aliases().get(normal)
+
+
 def load(name: str | None) -> TargetSet:
     """The merged targets for a name: base, then genre, then destination."""
-    name = (name or DEFAULT_TARGET).strip().lower()
-    parts = name.split("+")
-    if len(parts) > 2 or any(p not in names() for p in parts):
+    typed = (name or DEFAULT_TARGET).strip()
+    found = [canonical(p) for p in typed.split("+")]
+    if len(found) > 2 or None in found:
+        short = len(typed) <= 40  # a guess costs len(typed) * len(names): only for typos
+        guess = difflib.get_close_matches(_normal(typed), [*names(), *aliases()], n=1) if short else []
+        hint = f" (did you mean {canonical(guess[0])}?)" if guess else ""
         raise AnalysisError(
-            "unknown_genre", f"unknown genre {shown(name)!r}; known: {', '.join(names())}"
+            "unknown_genre", f"unknown genre {shown(typed)!r}{hint}; known: {', '.join(names())}"
         )
+    parts = [p for p in found if p is not None]
+    name = "+".join(parts)
     files = [_read(p) for p in parts]
     kinds = [f["kind"] for f in files]
     if len(files) == 2 and kinds != ["genre", "destination"]:
@@ -92,23 +117,39 @@ def load_reference(
     reference: dict[str, Any], value_of: Callable[[dict[str, Any], str], float | None]
 ) -> TargetSet:
     """Targets that are the reference track's own values, with `_reference.json`'s
-    tolerances; metrics the reference lacks (stereo of a mono file) are left out."""
+    tolerances, capped by the standards.
+
+    Metrics the reference lacks (stereo of a mono file) are left out. A spec's
+    `ceiling` caps a one-sided limit (a reference that peaks at +0.4 dBTP does not
+    make +0.4 dBTP acceptable: the limit stays -1 dBTP); a spec's own `target` is
+    used whatever the reference does (clipped samples: none). A band where the
+    reference has almost no energy (`emptyBelowDb` under the whole mix: a lossy or
+    low-sample-rate reference above its bandwidth) gives no target.
+    """
     data = _read("_reference")
     specs = dict(data["metrics"])
     specs.update({f"band.{band}": data["bands"] for band, _, _ in BANDS})
     found = {}
     for metric, spec in specs.items():
-        value = value_of(reference, metric)
+        value = float(spec["target"]) if "target" in spec else value_of(reference, metric)
         if value is None:
             continue
+        if "emptyBelowDb" in spec and value < float(spec["emptyBelowDb"]):
+            continue
+        tolerance = float(spec["tolerance"])
+        why = spec["why"]
+        ceiling = spec.get("ceiling")
+        if ceiling is not None and spec["kind"] == "max" and value + tolerance > ceiling["limit"]:
+            value, tolerance = float(ceiling["limit"]), 0.0
+            why = f"{why} Capped: {ceiling['why']}"
         found[metric] = Target(
             metric=metric,
             kind=spec["kind"],
             target=value,
-            tolerance=float(spec["tolerance"]),
+            tolerance=tolerance,
             falloff=float(spec["falloff"]),
             weight=float(spec["weight"]),
-            why=spec["why"],
+            why=why,
         )
     return TargetSet("reference", data["title"], data["description"], found)
 
