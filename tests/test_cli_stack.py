@@ -225,13 +225,16 @@ def run_dev(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Comple
     )
 
 
-def test_a_second_stack_coexists_and_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+def test_a_second_stack_coexists_and_the_same_data_dir_is_refused(tmp_root: Path) -> None:
     """On embedded servers, the case that broke: the second stack used to shut down the
-    first one's Redis and delete its state."""
+    first one's Redis and delete its state. (Not under pytest's tmp_path: a concurrent
+    pytest run resets /tmp/pytest-of-USER to mode 0700, which embedded Postgres, run as
+    its own user, then cannot enter.)"""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.pop("SOUNDCHECK_API_KEY", None)
-    first_dir, second_dir = tmp_path / "one", tmp_path / "two"
-    first_dir.mkdir()
+    base = tmp_root / f"coexist-{uuid.uuid4().hex[:8]}"
+    first_dir, second_dir = base / "one", base / "two"
+    first_dir.mkdir(parents=True)
     second_dir.mkdir()
     first = start_stack(first_dir, env, consumers=0)
     try:

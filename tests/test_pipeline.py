@@ -269,8 +269,13 @@ def _alive(pid: int) -> bool:
 # --- start and stop ----------------------------------------------------------------------
 
 
-def test_ctrl_c_stops_everything_the_stack_started(tmp_path: Path) -> None:
-    """On embedded servers: workers, Redis and Postgres are all gone after SIGINT."""
+def test_ctrl_c_stops_everything_the_stack_started(tmp_root: Path) -> None:
+    """On embedded servers: workers, Redis and Postgres are all gone after SIGINT.
+
+    Its data dir is not under pytest's tmp_path: a concurrent pytest run resets
+    /tmp/pytest-of-USER to 0700, which embedded Postgres (its own user) cannot enter."""
+    tmp_path = tmp_root / f"ctrl-c-{uuid.uuid4().hex[:8]}"
+    tmp_path.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env["SOUNDCHECK_API_KEY"] = f"sck_test_{uuid.uuid4().hex}"
     process = start_stack(tmp_path, env, consumers=1)
