@@ -87,8 +87,9 @@ def load(name: str | None) -> TargetSet:
     typed = (name or DEFAULT_TARGET).strip()
     found = [canonical(p) for p in typed.split("+")]
     if len(found) > 2 or None in found:
-        short = len(typed) <= 40  # a guess costs len(typed) * len(names): only for typos
-        guess = difflib.get_close_matches(_normal(typed), [*names(), *aliases()], n=1) if short else []
+        guess: list[str] = []
+        if len(typed) <= 40:  # a guess costs len(typed) * len(names): only for typos
+            guess = difflib.get_close_matches(_normal(typed), [*names(), *aliases()], n=1)
         hint = f" (did you mean {canonical(guess[0])}?)" if guess else ""
         raise AnalysisError(
             "unknown_genre", f"unknown genre {shown(typed)!r}{hint}; known: {', '.join(names())}"
