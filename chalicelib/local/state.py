@@ -39,7 +39,7 @@ class StackInfo:
     pids: dict[str, int]  # what this stack started: workers and embedded servers
     data_dir: str = ""
     status: str = READY
-    started_at: float = field(default_factory=time.time)
+    started_at: float = field(default_factory=time.time, compare=False)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
