@@ -113,7 +113,7 @@ def _enqueue_and_wake(d: deps.Deps, job: Job, reason: str) -> None:
     """Enqueue, then wake a consumer. Neither failing fails the request: the row is
     in Postgres, and the sweeper enqueues what Redis is missing."""
     try:
-        d.queue.enqueue(job.id, priority=job.priority)
+        d.queue.enqueue(job.id, priority=job.priority, owner=job.owner)
     except Exception as exc:
         logs.event("enqueue_failed", jobId=job.id, error=logs.describe(exc))
         return

@@ -387,6 +387,10 @@ def sweep(deps: Deps, min_age_s: float = RECONCILE_MIN_AGE_S) -> SweepReport:
     """
     result = deps.queue.sweep()
     queue_name = deps.settings.queue_name
+    if result.problem:
+        logs.event("queue_misconfigured", error=result.problem)
+    for job_id in result.dropped:  # its Redis record was gone; reconcile enqueues it again
+        logs.event("dangling_dropped", jobId=job_id)
     for job_id in result.reclaimed:
         logs.event("reclaimed", jobId=job_id)
         logs.job_metrics("reclaimed", queue=queue_name, jobId=job_id)

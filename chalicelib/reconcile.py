@@ -76,7 +76,7 @@ def reconcile(
     for action in plan(candidates, states):
         job = action.job
         if action.kind == "enqueue":
-            if queue.enqueue(job.id, priority=job.priority):
+            if queue.enqueue(job.id, priority=job.priority, owner=job.owner):
                 result.enqueued.append(job.id)
         elif store.fail(
             job.id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +40,7 @@ def queue(redis_client: redis.Redis, queue_name: str) -> Iterator[Queue]:
 
 
 def _members(q: Queue, state: str) -> list[str]:
-    key = q.keys[["wait", "delayed", "active", "dead"].index(state)]
+    key = q.keys["since" if state == "wait" else state]
     return [m.decode() for m in q.client.zrange(key, 0, -1)]
 
 
@@ -109,9 +110,10 @@ def test_rejects_bad_queue_names(redis_client: redis.Redis, bad: str) -> None:
 
 
 def test_all_keys_share_one_cluster_slot(queue: Queue) -> None:
-    slots = {key_slot(k.encode()) for k in [*queue.keys, queue.job_key("any-job")]}
+    keys = [*queue.keys.values(), queue.job_key("any-job"), queue.wait_key("some-owner")]
+    slots = {key_slot(k.encode()) for k in keys}
     assert len(slots) == 1
-    assert all(k.startswith(f"sq:{{{queue.name}}}:") for k in queue.keys)
+    assert all(k.startswith(f"sq:{{{queue.name}}}:") for k in keys)
 
 
 def test_from_settings_takes_name_and_limits(redis_client: redis.Redis, queue_name: str) -> None:
@@ -715,3 +717,280 @@ def test_ack_many_acks_current_tokens_only(queue: Queue) -> None:
     }
     assert queue.ack_many([]) == []
     assert queue.ack_many([("j1", claims[1].token)] * 2) == [True, False]
+
+
+# --- owners: fair turns, priority within an owner ---
+
+
+def test_a_late_owner_is_served_within_a_few_claims_of_a_big_backlog(queue: Queue) -> None:
+    for i in range(150):
+        queue.enqueue(f"a{i}", owner="A")
+    queue.claim("w", LEASE, count=5)  # A's backlog is already being worked on
+    for i in range(3):
+        queue.enqueue(f"b{i}", owner="B")
+    order = [c.job_id for c in queue.claim("w", LEASE, count=6)]
+    assert sorted(j for j in order if j.startswith("b")) == ["b0", "b1", "b2"]
+    assert order.index("b2") <= 5  # B's jobs alternate with A's, none waits for A's backlog
+
+
+def test_one_claim_at_a_time_takes_owners_in_turn(queue: Queue) -> None:
+    for owner, n in (("A", 4), ("B", 2), ("C", 1)):
+        for i in range(n):
+            queue.enqueue(f"{owner}{i}", owner=owner)
+    taken = [queue.claim("w", LEASE)[0].job_id for _ in range(7)]
+    assert taken == ["A0", "B0", "C0", "A1", "B1", "A2", "A3"]
+
+
+def test_priority_orders_only_the_owners_own_jobs(queue: Queue) -> None:
+    """The abuse case: 100 jobs at priority 1000 do not jump another owner's job."""
+    queue.enqueue("b-normal", owner="B")
+    for i in range(100):
+        queue.enqueue(f"a-urgent{i}", priority=1000, owner="A")
+    queue.enqueue("a-low", priority=-5, owner="A")
+    first_two = {c.job_id for c in queue.claim("w", LEASE, count=2)}
+    assert first_two == {"b-normal", "a-urgent0"}
+    rest = [c.job_id for c in queue.claim("w", LEASE, count=1000)]
+    assert rest[-1] == "a-low" and len(rest) == 100  # A's own priority still holds
+
+
+def test_retries_go_back_to_their_owner(queue: Queue) -> None:
+    queue.enqueue("a1", owner="A")
+    [claim] = queue.claim("w", LEASE)
+    queue.jitter = lambda: 0.0
+    assert queue.fail("a1", claim.token, "flaky", retryable=True).state == "delayed"
+    queue.enqueue("b1", owner="B")
+    assert queue.stats()["owners"] == {"B": {"waiting": 1, "active": 0}}
+    # the retry falls due at the claim, and A joins the ring behind B
+    assert [c.job_id for c in queue.claim("w", LEASE, count=2)] == ["b1", "a1"]
+    info = queue.job_info("a1")
+    assert info is not None and info["owner"] == "A" and info["attempts"] == 2
+
+
+def test_stats_count_per_owner(queue: Queue) -> None:
+    for i in range(3):
+        queue.enqueue(f"a{i}", owner="A")
+    queue.enqueue("b0", owner="B")
+    queue.enqueue("shared")
+    queue.claim("w", LEASE, count=2)  # a0, b0
+    stats = queue.stats()
+    assert stats["owners"] == {
+        "": {"waiting": 1, "active": 0},
+        "A": {"waiting": 2, "active": 1},
+        "B": {"waiting": 0, "active": 1},
+    }
+    assert (stats["waiting"], stats["active"], stats["ownersWaiting"]) == (3, 2, 2)
+
+
+def test_remove_of_an_owners_last_waiting_job_leaves_the_ring(queue: Queue) -> None:
+    queue.enqueue("a0", owner="A")
+    queue.enqueue("b0", owner="B")
+    assert queue.remove("a0") is True
+    assert queue.stats()["ownersWaiting"] == 1
+    assert [c.job_id for c in queue.claim("w", LEASE, count=5)] == ["b0"]
+
+
+@pytest.mark.parametrize("owner", ["", "x" * 201, 5])
+def test_enqueue_rejects_bad_owners(queue: Queue, owner: object) -> None:
+    with pytest.raises(ValueError, match="owner"):
+        queue.enqueue("j", owner=owner)  # type: ignore[arg-type]
+
+
+# --- limits ---
+
+
+def test_admit_rate_limits_one_owner_and_not_another(queue: Queue) -> None:
+    allowed = [queue.admit("A", per_minute=60, burst=5, max_waiting=None) for _ in range(8)]
+    assert [a.allowed for a in allowed] == [True] * 5 + [False] * 3
+    refused = allowed[-1]
+    assert refused.code == "rate_limited" and 0 < refused.retry_after_ms <= 1000
+    assert queue.admit("B", per_minute=60, burst=5, max_waiting=None).allowed
+    queue.time_offset_ms = 1000  # one token back
+    assert queue.admit("A", per_minute=60, burst=5, max_waiting=None).allowed
+    assert not queue.admit("A", per_minute=60, burst=5, max_waiting=None).allowed
+    queue.time_offset_ms = 3_600_000  # refills up to the burst, never beyond
+    assert (
+        sum(queue.admit("A", per_minute=60, burst=5, max_waiting=None).allowed for _ in range(9))
+        == 5
+    )
+
+
+def test_admit_caps_each_owners_waiting_jobs(queue: Queue) -> None:
+    for i in range(3):
+        queue.enqueue(f"a{i}", owner="A")
+    refused = queue.admit("A", per_minute=1000, burst=100, max_waiting=3, busy_retry_ms=7000)
+    assert (refused.allowed, refused.code, refused.retry_after_ms) == (
+        False,
+        "too_many_waiting",
+        7000,
+    )
+    assert queue.admit("B", per_minute=1000, burst=100, max_waiting=3).allowed
+    queue.claim("w", LEASE)  # one of A's starts: room for one more
+    assert queue.admit("A", per_minute=1000, burst=100, max_waiting=3).allowed
+
+
+def test_failed_sign_ins_are_limited_per_client(queue: Queue) -> None:
+    limits = {"per_minute": 6, "burst": 3}
+    assert queue.sign_in_wait_ms("1.2.3.4", **limits) == 0
+    waits = [queue.sign_in_wait_ms("1.2.3.4", failed=True, **limits) for _ in range(4)]
+    assert waits[:3] == [0, 0, 0] and 0 < waits[3] <= 10_000
+    assert 0 < queue.sign_in_wait_ms("1.2.3.4", **limits) <= 10_000
+    assert queue.sign_in_wait_ms("5.6.7.8", **limits) == 0
+    queue.time_offset_ms = 10_000
+    assert queue.sign_in_wait_ms("1.2.3.4", **limits) == 0
+
+
+# --- Redis surprises ---
+
+
+def test_dangling_ids_are_dropped_and_reported_never_an_error(queue: Queue) -> None:
+    for job_id in ("w1", "w2", "d1", "a1"):
+        queue.enqueue(job_id, delay_ms=1000 if job_id == "d1" else 0)
+    [active] = queue.claim("c", lease_ms=1000)
+    assert active.job_id == "w1"
+    for job_id in ("w1", "w2", "d1"):
+        queue.client.delete(queue.job_key(job_id))  # evicted, or deleted by hand
+    [claim] = queue.claim("c", LEASE)  # skips w2, whose record is gone
+    assert claim.job_id == "a1"
+    queue.time_offset_ms = 2000
+    result = queue.sweep()  # d1 due, w1's lease expired: both records gone
+    assert (result.promoted, result.reclaimed, result.dead) == ([], [], [])
+    assert sorted(result.dropped) == ["d1", "w1", "w2"]
+    assert queue.client.exists(*(queue.job_key(j) for j in ("w1", "w2", "d1"))) == 0
+    stats = queue.stats()
+    assert (stats["waiting"], stats["delayed"], stats["active"], stats["dangling"]) == (0, 0, 1, 0)
+    assert queue.enqueue("w2") is True  # as reconcile does from Postgres
+    assert [c.job_id for c in queue.claim("c", LEASE)] == ["w2"]
+
+
+def test_a_ghost_record_reads_unknown_and_can_be_enqueued_again(queue: Queue) -> None:
+    queue.enqueue("j1")
+    queue.client.zrem(queue.keys["since"], "j1")  # the record says waiting; no set holds it
+    queue.client.delete(queue.wait_key(None))
+    assert queue.states(["j1"]) == {"j1": None}
+    assert queue.enqueue("j1") is True
+    assert [c.job_id for c in queue.claim("c", LEASE)] == ["j1"]
+
+
+def test_a_due_retry_wakes_a_blocked_worker_at_its_due_time(
+    redis_url: str, queue_name: str, queue: Queue, redis_client: redis.Redis
+) -> None:
+    queue.enqueue("j1")
+    [claim] = queue.claim("c", LEASE)
+    woke: list[bool] = []
+    name = f"waiter-{queue_name}"
+    thread = _waiter(redis_url, queue_name, name, 30, woke)
+    wait_until(lambda: _blocked_clients(redis_client, name) == 1, what="worker blocked")
+    queue.backoff_base_ms, queue.jitter = 400, lambda: 1.0
+    outcome = queue.fail("j1", claim.token, "flaky", retryable=True)
+    assert outcome.state == "delayed"
+    thread.join(timeout=10)  # woken at the due time (0.4 s), not at its 30 s timeout
+    assert woke == [True]
+    assert _server_ms(redis_client) >= outcome.retry_at_ms - 5
+    assert [c.job_id for c in queue.claim("c", LEASE)] == ["j1"]
+
+
+def test_a_delayed_enqueue_shortens_a_blocked_wait(queue: Queue, redis_url: str) -> None:
+    other = Queue(redis.Redis.from_url(redis_url), queue.name)
+    timer = threading.Timer(0.2, lambda: other.enqueue("later", delay_ms=300))
+    timer.start()
+    started = time.monotonic()
+    assert queue.wait_for_job(20) is True
+    assert time.monotonic() - started < 5
+    timer.join()
+    other.client.close()
+
+
+def test_the_token_floor_holds_after_redis_restarts_empty(queue: Queue) -> None:
+    queue.enqueue("j1")
+    [before] = queue.claim("w", LEASE)
+    queue.delete_all()  # Redis restarts empty...
+    queue.time_offset_ms = -60_000  # ...on a clock a minute behind
+    queue.enqueue("j1")
+    [unguarded] = queue.claim("w", LEASE)
+    assert unguarded.token < before.token  # what the floor is for
+    queue.delete_all()
+    assert queue.raise_token_floor(before.token) == before.token  # from Postgres
+    assert queue.raise_token_floor(before.token - 10) == before.token  # never lowers
+    queue.enqueue("j1")
+    [after] = queue.claim("w", LEASE)
+    assert after.token == before.token + 1
+
+
+def _enqueue_many(queue: Queue, ids: list[str]) -> None:
+    """Enqueue through a pipeline (setup speed); the first call loads the script."""
+    queue.enqueue(ids[0])
+    pipe = queue.client.pipeline(transaction=False)
+    piped = Queue(pipe, queue.name)  # type: ignore[arg-type]
+    piped._checked = True
+    for job_id in ids[1:]:
+        piped.enqueue(job_id)
+    pipe.execute()
+
+
+def test_one_sweep_reclaims_twenty_thousand_expired_leases(queue: Queue) -> None:
+    _enqueue_many(queue, [f"j{i}" for i in range(20_000)])
+    for _ in range(20):
+        queue.claim("crashed", lease_ms=1000, count=1000)
+    queue.time_offset_ms = 2000
+    started = time.monotonic()
+    result = queue.sweep()
+    print(f"one sweep reclaimed 20,000 expired leases in {time.monotonic() - started:.2f} s")
+    assert result.complete and len(result.reclaimed) == 20_000
+    assert queue.stats()["waiting"] == 20_000
+    partial = queue.sweep(budget_s=0)  # nothing left: one batch, complete
+    assert partial.complete and partial.reclaimed == []
+
+
+def test_sweep_stops_at_its_time_budget(queue: Queue) -> None:
+    _enqueue_many(queue, [f"j{i}" for i in range(3000)])
+    for _ in range(3):
+        queue.claim("crashed", lease_ms=1000, count=1000)
+    queue.time_offset_ms = 2000
+    first = queue.sweep(budget_s=0)  # one batch, then out of time
+    assert not first.complete and len(first.reclaimed) == 1000
+    assert len(queue.sweep().reclaimed) == 2000
+
+
+def test_dead_jobs_are_bounded_by_bytes(redis_client: redis.Redis, queue_name: str) -> None:
+    q = Queue(redis_client, queue_name, max_attempts=100, backoff_base_ms=0, max_dead_bytes=100_000)
+    for i in range(20):  # each dies with ten 2000-character errors: ~20 KB
+        q.enqueue(f"j{i}")
+        for _ in range(ERROR_HISTORY):
+            [claim] = q.claim("w", LEASE)
+            q.fail(claim.job_id, claim.token, "x" * 5000, retryable=claim.attempt < ERROR_HISTORY)
+    stats = q.stats()
+    assert 0 < stats["deadBytes"] <= 100_000
+    assert stats["dead"] == 4  # the newest that fit
+    assert _members(q, "dead") == ["j16", "j17", "j18", "j19"]
+    assert q.client.exists(q.job_key("j15")) == 0
+    assert q.enqueue("j19") and q.stats()["deadBytes"] < stats["deadBytes"]
+    assert q.remove("j18") and q.remove("j17") and q.remove("j16")
+    assert q.stats()["deadBytes"] == 0
+    q.delete_all()
+
+
+def test_a_lease_has_an_upper_bound(queue: Queue) -> None:
+    queue.enqueue("j1")
+    with pytest.raises(ValueError, match="lease_ms"):
+        queue.claim("w", 1000 * 3600 * 24 * 365 * 31)
+    [claim] = queue.claim("w", 3_600_000)
+    with pytest.raises(ValueError, match="lease_ms"):
+        queue.extend("j1", claim.token, 3_600_001)
+    with pytest.raises(ValueError, match="lease_ms"):
+        queue.ack_and_claim("j1", claim.token, "w", 3_600_001)
+
+
+def test_an_eviction_policy_switched_on_later_is_noticed_by_the_sweep(
+    tmp_root: Path, queue_name: str
+) -> None:
+    with _private_redis(tmp_root, queue_name, "noeviction") as client:
+        q = Queue(client, queue_name)
+        q.enqueue("j1")
+        assert q.sweep().problem is None
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        result = q.sweep()
+        assert result.problem is not None and "allkeys-lru" in result.problem
+        with pytest.raises(QueueConfigError):
+            q.enqueue("j2")  # refused until the policy is right again
+        client.config_set("maxmemory-policy", "noeviction")
+        assert q.sweep().problem is None and q.enqueue("j2")
