@@ -321,6 +321,18 @@ def test_files_cut_off_are_corrupt(
     assert no_decoder_left()
 
 
+def test_mp3_cut_on_a_frame_boundary(tmp_path: Path, source: tuple[Path, np.ndarray]) -> None:
+    """Every remaining frame decodes cleanly; only the demuxer sees the file end 80
+    frames before its own Info frame's byte count (ffmpeg: "growing file?")."""
+    whole = tmp_path / "whole.mp3"
+    run_ffmpeg("-i", source[0], "-c:a", "libmp3lame", "-b:a", "192k", whole)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: len(data) - 80 * 576])  # 192 kb/s at 48 kHz: 576-byte frames
+    error = code_of(cut)
+    assert error.code == "corrupt_file" and "filesize and duration" in error.message
+
+
 # --- limits as decoded ---------------------------------------------------------------------
 
 
