@@ -1,13 +1,15 @@
-"""Build the analysis layer: numpy, scipy, soundfile and pyloudnorm as Lambda layer zips.
+"""Build the analysis layer: numpy, scipy, soundfile, pyloudnorm and ffmpeg as Lambda layer zips.
 
 Why more than `pip install -t`: the layer runs on Amazon Linux, not here. Its
 wheels must match the Lambda runtime's Python, CPU and glibc (python3.10/3.11 run on
 Amazon Linux 2, glibc 2.26; python3.12+ on Amazon Linux 2023, glibc 2.34), so pip
 is told the target platform and takes binary wheels only. Then the result is
 checked the way the loader will see it: every shared library is for the right CPU
-and needs no newer glibc, and soundfile brought its own libsndfile (its none-any
-wheel has none). Tests, caches, stubs and headers are stripped, and the build fails
-if the layer plus the app would exceed Lambda's 250 MB unzipped limit.
+and needs no newer glibc, soundfile brought its own libsndfile (its none-any
+wheel has none), and imageio-ffmpeg brought its static, executable ffmpeg for the
+target's CPU (the decoder of every upload: chalicelib/analysis/ffmpeg.py). Tests,
+caches, stubs and headers are stripped, and the build fails if the layer plus the
+app would exceed Lambda's 250 MB unzipped limit.
 
     python layers/build.py                       # x86_64 and arm64, sizes printed
     python layers/build.py --target x86_64:3.11  # one target
@@ -244,9 +246,29 @@ def problems(root: Path, target: Target) -> list[str]:
     if not any((root / "_soundfile_data").glob("libsndfile*.so")):
         hint = " (arm64 needs python3.12 or newer)" if target.os == "al2" else ""
         found.append(f"soundfile brought no libsndfile*.so: its wheel was the none-any one{hint}")
-    for package in ("numpy", "scipy", "soundfile.py", "pyloudnorm"):
+    found += ffmpeg_problems(root, target)
+    for package in ("numpy", "scipy", "soundfile.py", "pyloudnorm", "imageio_ffmpeg"):
         if not (root / package).exists():
             found.append(f"{package} is missing")
+    return found
+
+
+def ffmpeg_problems(root: Path, target: Target) -> list[str]:
+    """Why the layer's ffmpeg would not run: missing, another CPU's, or not executable.
+
+    The binary is static (no glibc needed); Lambda keeps a zip entry's mode bits.
+    """
+    binaries = sorted((root / "imageio_ffmpeg" / "binaries").glob("ffmpeg-*"))
+    if not binaries:
+        return ["imageio_ffmpeg brought no ffmpeg binary: its wheel was not the platform one"]
+    found: list[str] = []
+    for path in binaries:
+        rel = path.relative_to(root)
+        machine = elf_machine(path.read_bytes()[:20])
+        if machine != ELF_MACHINE[target.machine]:
+            found.append(f"{rel}: ELF machine {machine}, the target needs {target.machine}")
+        if not path.stat().st_mode & stat.S_IXUSR:
+            found.append(f"{rel}: not executable")
     return found
 
 

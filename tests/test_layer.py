@@ -55,6 +55,10 @@ def fake_layer(
     (root / "_soundfile_data" / "libsndfile_x86_64.so").write_bytes(fake_elf(machine, glibc))
     ext = root / "numpy" / f"_core.cpython-{abi}-x86_64-linux-gnu.so"
     ext.write_bytes(fake_elf(machine, glibc))
+    (root / "imageio_ffmpeg" / "binaries").mkdir(parents=True)
+    exe = root / "imageio_ffmpeg" / "binaries" / "ffmpeg-linux-x86_64-v7.0.2"
+    exe.write_bytes(fake_elf(machine))
+    exe.chmod(0o755)
 
 
 # --- targets and platforms -----------------------------------------------------------
@@ -149,6 +153,18 @@ def test_a_soundfile_without_libsndfile_is_refused(tmp_path: Path) -> None:
     assert any("scipy is missing" in p for p in build.problems(tmp_path, X86))
 
 
+def test_the_layer_ffmpeg_must_run_on_the_target(tmp_path: Path) -> None:
+    """decode.py runs imageio-ffmpeg's static binary: it must be there, for the target's
+    CPU, and executable (the zip keeps mode bits; Lambda's /opt is read-only)."""
+    fake_layer(tmp_path)
+    exe = tmp_path / "imageio_ffmpeg" / "binaries" / "ffmpeg-linux-x86_64-v7.0.2"
+    exe.chmod(0o644)
+    assert any("not executable" in p for p in build.problems(tmp_path, X86))
+    assert any("ELF machine 62" in p for p in build.problems(tmp_path, ARM))
+    exe.unlink()
+    assert any("no ffmpeg binary" in p for p in build.problems(tmp_path, X86))
+
+
 def test_strip_keeps_what_runs(tmp_path: Path) -> None:
     files = {
         "numpy/__init__.py": 10,
@@ -209,7 +225,7 @@ PROBE = textwrap.dedent(
     """
     import json, sys
     import numpy as np, scipy, soundfile as sf, pyloudnorm as pyln
-    from chalicelib.analysis import analyze_file
+    from chalicelib.analysis import analyze_file, ffmpeg
 
     rate = 48000
     t = np.arange(rate * 5) / rate
@@ -223,6 +239,7 @@ PROBE = textwrap.dedent(
         "libsndfile": [l.split()[-1] for l in open("/proc/self/maps") if "libsndfile" in l][0],
         "pyloudnorm": pyln.Meter(rate).integrated_loudness(data),
         "lufs": result["loudness"]["integratedLufs"], "rate": read_rate,
+        "ffmpeg": ffmpeg.binary(),
     }))
     """
 )
@@ -240,7 +257,9 @@ def test_the_built_layer_runs_the_analysis(tmp_path: Path) -> None:
         assert all(n.startswith("python/") for n in names)
         assert any(n.startswith("python/_soundfile_data/libsndfile") for n in names)
         assert not any("/tests/test_" in n or n.endswith(".pyc") for n in names)
-        z.extractall(tmp_path / "opt")
+        for entry in z.infolist():  # as Lambda unpacks it: with the entries' mode bits
+            unpacked = z.extract(entry, tmp_path / "opt")
+            os.chmod(unpacked, entry.external_attr >> 16 & 0o777)
     layer = tmp_path / "opt" / "python"
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{layer}:{ROOT}"}
     # -S: no site-packages, so nothing from the virtualenv can stand in for the layer
@@ -263,6 +282,7 @@ def test_the_built_layer_runs_the_analysis(tmp_path: Path) -> None:
     )
     assert seen["numpy_at"].startswith(str(layer))
     assert seen["libsndfile"].startswith(str(layer))  # the bundled one, not the system's
+    assert seen["ffmpeg"].startswith(str(layer))  # the wheel's static build decoded the tone
     assert seen["rate"] == 48000
     # a 997 Hz sine at half scale in both channels: -3.01 + 3.01 - 6.02 = -6.02 LUFS
     assert seen["pyloudnorm"] == pytest.approx(-6.02, abs=0.05)
