@@ -18,6 +18,7 @@ from chalicelib import api, deps, logs, wake
 from chalicelib import consumer as consuming
 from chalicelib.auth import bearer_token
 from chalicelib.errors import ApiError, InternalError, shown
+from chalicelib.rules import JobStatus
 from chalicelib.storage import LocalStorage, key_from_path, require_object, too_large
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ def analyze() -> Response:
         reference = d.jobs.get(spec.reference_job_id, owner)
         if reference is None:
             raise ApiError("reference_not_found", "no such reference job")
-        if reference.status != "completed":
+        if reference.status != JobStatus.COMPLETED:
             raise ApiError("reference_not_ready", f"the reference job is {reference.status}")
     job, created = d.jobs.create(spec, idempotency_key)
     if created:
@@ -230,7 +231,7 @@ def list_jobs() -> dict[str, Any]:
     d = deps.get()
     owner = _owner(d)
     query = api.parse_list_query(app.current_request.query_params)
-    jobs = d.jobs.list(owner, status=query.status, limit=query.limit)
+    jobs = d.jobs.list_for_owner(owner, status=query.status, limit=query.limit)
     return {"jobs": [job.to_api(include_result=False) for job in jobs]}
 
 

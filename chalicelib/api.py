@@ -13,21 +13,15 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import errors
+from chalicelib import errors, rules
 from chalicelib.errors import ApiError, InternalError, SoundcheckError, shown
+from chalicelib.rules import MAX_LIST_LIMIT as MAX_LIST_LIMIT  # re-exported: one rule
+from chalicelib.rules import MODES as MODES
+from chalicelib.rules import STATUSES as STATUSES
 
 if TYPE_CHECKING:
     from chalicelib.jobs import JobSpec
 
-# Mirrors of chalicelib.jobs constants: importing jobs pulls in pg8000 (~70 ms), and
-# the API module must import cold fast. tests/test_api.py checks they agree.
-MODES = ("genre", "reference")
-STATUSES = ("queued", "processing", "completed", "failed")
-MAX_LIST_LIMIT = 100
-
-_CONTENT_TYPE = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}$"
-)
 SUBMIT_FIELDS = frozenset(
     {"fileKey", "mode", "genre", "referenceFileKey", "referenceJobId", "fileName", "priority"}
 )
@@ -90,19 +84,7 @@ def _string(body: Mapping[str, Any], name: str, *, required: bool, max_len: int)
         if required:
             raise bad_request("missing_field", f"{name} is required")
         return None
-    if not isinstance(value, str) or not value.strip():
-        raise bad_request("invalid_field", f"{name} must be a non-empty string")
-    if len(value) > max_len:
-        raise bad_request("invalid_field", f"{name} must be at most {max_len} characters")
-    if "\x00" in value:  # Postgres text cannot hold NUL: it would fail the INSERT (a 503)
-        raise bad_request("invalid_field", f"{name} must not contain NUL characters")
-    return value
-
-
-def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_request("invalid_field", f"{name} must be an integer")
-    return value
+    return rules.text(value, name, max_len, ApiError)
 
 
 def parse_upload(body: Mapping[str, Any]) -> UploadRequest:
@@ -111,16 +93,13 @@ def parse_upload(body: Mapping[str, Any]) -> UploadRequest:
     The size limit itself is the store's (StorageError 413), so it lives in one place.
     """
     _no_unknown(body, UPLOAD_FIELDS)
-    file_name = _string(body, "fileName", required=True, max_len=255)
-    content_type = _string(body, "contentType", required=True, max_len=128)
+    file_name = _string(body, "fileName", required=True, max_len=rules.MAX_FILE_NAME)
+    content_type = _string(body, "contentType", required=True, max_len=rules.MAX_CONTENT_TYPE)
+    rules.content_type(content_type, ApiError)
     assert file_name is not None and content_type is not None
-    if not _CONTENT_TYPE.match(content_type):
-        raise bad_request("invalid_content_type", "contentType must look like 'audio/wav'")
     if "sizeBytes" not in body or body["sizeBytes"] is None:
         raise bad_request("missing_field", "sizeBytes is required")
-    size = _integer(body["sizeBytes"], "sizeBytes")
-    if size <= 0:
-        raise bad_request("invalid_field", "sizeBytes must be greater than zero")
+    size = rules.size_bytes(body["sizeBytes"], ApiError)
     return UploadRequest(file_name=file_name, content_type=content_type, size_bytes=size)
 
 
@@ -142,20 +121,16 @@ def parse_submit(
     from chalicelib.jobs import JobSpec, parse_job_id
 
     _no_unknown(body, SUBMIT_FIELDS)
-    file_key = _string(body, "fileKey", required=True, max_len=1024)
+    file_key = _string(body, "fileKey", required=True, max_len=rules.MAX_FILE_KEY)
     assert file_key is not None
-    mode = body.get("mode", "genre")
-    if mode not in MODES:
-        raise bad_request("invalid_mode", f"mode must be one of {', '.join(MODES)}")
-    genre = _string(body, "genre", required=False, max_len=64)
-    reference_key = _string(body, "referenceFileKey", required=False, max_len=1024)
-    reference_job = _string(body, "referenceJobId", required=False, max_len=64)
-    file_name = _string(body, "fileName", required=False, max_len=255)
-    priority = _integer(body.get("priority", 0), "priority")
-    if not -1000 <= priority <= 1000:
-        raise bad_request("invalid_field", "priority must be between -1000 and 1000")
+    mode = rules.mode(body.get("mode", rules.Mode.GENRE), ApiError)
+    genre = _string(body, "genre", required=False, max_len=rules.MAX_GENRE)
+    reference_key = _string(body, "referenceFileKey", required=False, max_len=rules.MAX_FILE_KEY)
+    reference_job = _string(body, "referenceJobId", required=False, max_len=rules.MAX_JOB_ID)
+    file_name = _string(body, "fileName", required=False, max_len=rules.MAX_FILE_NAME)
+    priority = rules.priority(body.get("priority", 0), ApiError)
 
-    if mode == "genre":
+    if mode == rules.Mode.GENRE:
         if reference_key is not None or reference_job is not None:
             raise bad_request(
                 "invalid_field", "referenceFileKey/referenceJobId need mode 'reference'"
@@ -195,13 +170,12 @@ def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
     params = params or {}
     _no_unknown(params, ("status", "limit"))
     status = params.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise bad_request("invalid_status", f"status must be one of {', '.join(STATUSES)}")
-    raw_limit = params.get("limit") or "20"
+    if status is not None:
+        status = rules.status(status, ApiError)
+    raw_limit = params.get("limit") or str(rules.DEFAULT_LIST_LIMIT)
     # ASCII digits only: str.isdigit() accepts "²", which int() refuses (a 500).
-    if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= MAX_LIST_LIMIT:
-        raise bad_request("invalid_limit", f"limit must be an integer from 1 to {MAX_LIST_LIMIT}")
-    return ListQuery(status=status, limit=int(raw_limit))
+    limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,3}", raw_limit) else None
+    return ListQuery(status=status, limit=rules.list_limit(limit, ApiError))
 
 
 def idempotency_key(headers: Mapping[str, str] | None) -> str | None:
@@ -213,11 +187,7 @@ def idempotency_key(headers: Mapping[str, str] | None) -> str | None:
         value = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
     if value is None:
         return None
-    if not re.fullmatch(r"[\x21-\x7e]{1,255}", value):
-        raise bad_request(
-            "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII characters"
-        )
-    return value
+    return rules.idempotency_key(value, ApiError)
 
 
 def genre_name(name: str) -> str:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chalicelib.rules import STATUSES
+
 
 def _dev(args: argparse.Namespace) -> int:
     from chalicelib.local.stack import StackOptions, run
@@ -197,7 +199,7 @@ def add_commands(subparsers: Any) -> None:
 
     p = subparsers.add_parser("jobs", help="list your analyses, newest first")
     _add_api_options(p)
-    p.add_argument("--status", choices=("queued", "processing", "completed", "failed", "cancelled"))
+    p.add_argument("--status", choices=STATUSES)
     p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_jobs)

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-FINAL_STATUSES = ("completed", "failed", "cancelled")
+from chalicelib.rules import FINISHED
+
+FINAL_STATUSES = FINISHED
 # Polling: start fast (a short job finishes in well under a second), back off to 1 s.
 POLL_FIRST_S = 0.05
 POLL_MAX_S = 1.0

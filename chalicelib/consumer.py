@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from chalicelib import errors, logs, wake
 from chalicelib.errors import ReferenceUnavailable
 from chalicelib.reconcile import STALLED, STALLED_MESSAGE, reconcile
+from chalicelib.rules import UNFINISHED, JobStatus
 from chalicelib.storage import require_object
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def _reference(deps: Deps, job: Job, token: int) -> dict[str, Any] | None:
         return None
     if job.reference_job_id:
         ref = deps.jobs.get(job.reference_job_id, owner=job.owner)
-        if ref is None or ref.status != "completed" or ref.result is None:
+        if ref is None or ref.status != JobStatus.COMPLETED or ref.result is None:
             raise ReferenceUnavailable(f"reference job {job.reference_job_id} has no result")
         return ref.result
     if not job.reference_file_key:
@@ -397,7 +398,7 @@ def sweep(deps: Deps, min_age_s: float = RECONCILE_MIN_AGE_S) -> SweepReport:
     failed = 0
     for job_id in result.dead:  # stalled too often: its consumers kept dying
         job = deps.jobs.get(job_id)
-        if job is None or job.status not in ("queued", "processing"):
+        if job is None or job.status not in UNFINISHED:
             continue
         if deps.jobs.fail(
             job_id, job.lease_token, STALLED, STALLED_MESSAGE, final=True, attempts=job.attempts

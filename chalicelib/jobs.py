@@ -11,7 +11,6 @@ consumer makes is fenced by the lease token of its queue claim
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import json
 import re
@@ -22,12 +21,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pg8000.exceptions
 import pg8000.native
 
-from chalicelib import auth
+from chalicelib import auth, rules
 from chalicelib.db import connect
 from chalicelib.errors import (
     IdempotencyConflict,
@@ -36,15 +35,14 @@ from chalicelib.errors import (
     JobNotRetryable,
     shown,
 )
+from chalicelib.rules import MAX_LIST_LIMIT as MAX_LIST_LIMIT  # re-exported: one rule
+from chalicelib.rules import MODES as MODES
+from chalicelib.rules import STATUSES as STATUSES
+from chalicelib.rules import JobStatus
 from chalicelib.settings import Settings
 
-Status = Literal["queued", "processing", "completed", "failed"]
-STATUSES: tuple[str, ...] = ("queued", "processing", "completed", "failed")
-MODES: tuple[str, ...] = ("genre", "reference")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-MAX_LIST_LIMIT = 100
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 # Server errors that mean "this connection is gone", worth one reconnect.
 _CONNECTION_LOST = {"57P01", "57P02", "57P03", "08000", "08003", "08006"}
 
@@ -85,7 +83,7 @@ class Job:
     reference_file_key: str | None
     reference_job_id: str | None
     priority: int
-    status: Status
+    status: JobStatus
     progress: int
     attempts: int
     lease_token: int | None
@@ -151,42 +149,41 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[str, str, str]]:
 
 
 def _validate(spec: JobSpec, idempotency_key: str | None) -> None:
-    def bad(code: str, message: str) -> InvalidJobInput:
-        return InvalidJobInput(code, message)
-
+    """The store's own guard: the same rules (chalicelib.rules) the API checks at the door."""
     if not isinstance(spec.owner, str) or not spec.owner:
-        raise bad("invalid_owner", "owner must be a non-empty string")
-    if spec.mode not in MODES:
-        raise bad("invalid_mode", f"mode must be one of {', '.join(MODES)}")
-    if not isinstance(spec.file_key, str) or not 0 < len(spec.file_key) <= 1024:
-        raise bad("invalid_file_key", "fileKey must be a string of 1-1024 characters")
-    if spec.file_name is not None and (
-        not isinstance(spec.file_name, str) or len(spec.file_name) > 255
-    ):
-        raise bad("invalid_field", "fileName must be a string of at most 255 characters")
-    if spec.genre is not None and (not isinstance(spec.genre, str) or len(spec.genre) > 64):
-        raise bad("invalid_field", "genre must be a short string")
-    if spec.mode == "reference" and not (spec.reference_file_key or spec.reference_job_id):
-        raise bad("missing_reference", "mode 'reference' needs referenceFileKey or referenceJobId")
+        raise InvalidJobInput("invalid_owner", "owner must be a non-empty string")
+    rules.mode(spec.mode, InvalidJobInput)
+    if not isinstance(spec.file_key, str) or not 0 < len(spec.file_key) <= rules.MAX_FILE_KEY:
+        raise InvalidJobInput(
+            "invalid_file_key", f"fileKey must be a string of 1-{rules.MAX_FILE_KEY} characters"
+        )
+    if spec.file_name is not None:
+        rules.text(spec.file_name, "fileName", rules.MAX_FILE_NAME, InvalidJobInput)
+    if spec.genre is not None:
+        rules.text(spec.genre, "genre", rules.MAX_GENRE, InvalidJobInput)
+    if spec.mode == rules.Mode.REFERENCE and not (spec.reference_file_key or spec.reference_job_id):
+        raise InvalidJobInput(
+            "missing_reference", "mode 'reference' needs referenceFileKey or referenceJobId"
+        )
     if spec.reference_file_key is not None and (
-        not isinstance(spec.reference_file_key, str) or not 0 < len(spec.reference_file_key) <= 1024
+        not isinstance(spec.reference_file_key, str)
+        or not 0 < len(spec.reference_file_key) <= rules.MAX_FILE_KEY
     ):
-        raise bad("invalid_file_key", "referenceFileKey must be a string of 1-1024 characters")
+        raise InvalidJobInput(
+            "invalid_file_key",
+            f"referenceFileKey must be a string of 1-{rules.MAX_FILE_KEY} characters",
+        )
     if spec.reference_job_id is not None and parse_job_id(spec.reference_job_id) is None:
-        raise bad("invalid_field", "referenceJobId must be a job id (a UUID)")
-    if isinstance(spec.priority, bool) or not isinstance(spec.priority, int):
-        raise bad("invalid_field", "priority must be an integer")
-    if not -1000 <= spec.priority <= 1000:
-        raise bad("invalid_field", "priority must be between -1000 and 1000")
-    if idempotency_key is not None and not (
-        isinstance(idempotency_key, str) and _IDEMPOTENCY_KEY.match(idempotency_key)
-    ):
-        raise bad("invalid_idempotency_key", "Idempotency-Key must be 1-255 printable characters")
+        raise InvalidJobInput("invalid_field", "referenceJobId must be a job id (a UUID)")
+    rules.priority(spec.priority, InvalidJobInput)
+    if idempotency_key is not None:
+        rules.idempotency_key(idempotency_key, InvalidJobInput)
 
 
 def _job(row: dict[str, Any]) -> Job:
     values = {k: v for k, v in row.items() if k != "request_hash"}
     values["id"] = str(values["id"])
+    values["status"] = JobStatus(values["status"])
     if values["reference_job_id"] is not None:
         values["reference_job_id"] = str(values["reference_job_id"])
     return Job(**values)
@@ -226,7 +223,7 @@ class JobStore:
         self._timeout = timeout
         self._max_idle = max_idle
         self._lock = threading.Lock()
-        self._idle: builtins.list[pg8000.native.Connection] = []
+        self._idle: list[pg8000.native.Connection] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
@@ -262,7 +259,7 @@ class JobStore:
         for each in (conn, *stale):
             _close_quietly(each)
 
-    def _rows(self, sql: str, **params: Any) -> builtins.list[dict[str, Any]]:
+    def _rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         """Run one statement (its own transaction) and return rows as dicts."""
         for attempt in (1, 2):
             conn = self._borrow()
@@ -318,7 +315,7 @@ class JobStore:
         finally:
             conn.run("SELECT pg_advisory_unlock(hashtext(:key))", key=key)
 
-    def migrate(self, directory: Path = MIGRATIONS_DIR) -> builtins.list[str]:
+    def migrate(self, directory: Path = MIGRATIONS_DIR) -> list[str]:
         """Apply the migrations not yet recorded, in order; return their names.
 
         Safe to run twice and from two processes at once: an advisory lock makes
@@ -326,7 +323,7 @@ class JobStore:
         """
         pending = migrations(directory)
         conn = self._connect()
-        applied: builtins.list[str] = []
+        applied: list[str] = []
         try:
             with self._migration_lock(conn):
                 conn.run(
@@ -418,16 +415,13 @@ class JobStore:
         )
         return _job(rows[0]) if rows else None
 
-    def list(self, owner: str, status: str | None = None, limit: int = 20) -> builtins.list[Job]:
+    def list_for_owner(
+        self, owner: str, status: str | None = None, limit: int = rules.DEFAULT_LIST_LIMIT
+    ) -> list[Job]:
         """An owner's jobs, newest first, optionally with one status."""
-        if status is not None and status not in STATUSES:
-            raise InvalidJobInput("invalid_status", f"status must be one of {', '.join(STATUSES)}")
-        if (
-            isinstance(limit, bool)
-            or not isinstance(limit, int)
-            or not 1 <= limit <= MAX_LIST_LIMIT
-        ):
-            raise InvalidJobInput("invalid_limit", f"limit must be 1-{MAX_LIST_LIMIT}")
+        if status is not None:
+            rules.status(status, InvalidJobInput)
+        rules.list_limit(limit, InvalidJobInput)
         rows = self._rows(
             f"SELECT {_COLUMNS} FROM jobs WHERE owner = :owner"
             f" AND (CAST(:status AS text) IS NULL OR status = :status)"
@@ -541,7 +535,7 @@ class JobStore:
             raise JobNotFound(f"no job {shown(job_id)}")
         raise JobNotRetryable(f"job {job.id} is {job.status}; only a failed job can be retried")
 
-    def reconcile_candidates(self, min_age_seconds: float, limit: int = 500) -> builtins.list[Job]:
+    def reconcile_candidates(self, min_age_seconds: float, limit: int = 500) -> list[Job]:
         """Unfinished jobs that have not changed for `min_age_seconds`, oldest first.
 
         The age keeps the sweeper away from a job whose row was just inserted and

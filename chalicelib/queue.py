@@ -77,12 +77,11 @@ import redis
 from redis.exceptions import NoScriptError
 
 from chalicelib.errors import QueueConfigError
+from chalicelib.rules import MAX_PRIORITY, MIN_PRIORITY
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
 
-MIN_PRIORITY = -1000
-MAX_PRIORITY = 1000
 MAX_JOB_ID_LENGTH = 200
 MAX_OWNER_LENGTH = 200
 MAX_ERROR_CHARS = 2000

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from chalicelib.errors import Stalled
+from chalicelib.rules import UNFINISHED, JobStatus
 
 if TYPE_CHECKING:
     from chalicelib.jobs import Job, JobStore
@@ -46,10 +47,10 @@ def plan(candidates: list[Job], states: dict[str, str | None]) -> list[Action]:
     """What to do for each unfinished job, given its state in Redis (pure)."""
     actions = []
     for job in candidates:
-        if job.status not in ("queued", "processing"):
+        if job.status not in UNFINISHED:
             continue
         state = states.get(job.id)
-        fresh = job.status == "queued" and job.attempts == 0 and job.error_code is None
+        fresh = job.status == JobStatus.QUEUED and job.attempts == 0 and job.error_code is None
         if state is None or (state == "dead" and fresh):
             actions.append(Action(job, "enqueue"))
         elif state == "dead":

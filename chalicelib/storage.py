@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlencode
 
+from chalicelib import rules
 from chalicelib.errors import StorageError, shown
 from chalicelib.settings import Settings
 
@@ -29,9 +30,7 @@ DEFAULT_EXPIRES_IN = 900
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 LOCAL_UPLOAD_ROUTE = "/api/audio/local-upload"
 SECRET_FILE = ".upload-secret"
-_MAX_KEY = 1024
 _MAX_NAME = 100
-_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 _UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
 _OWNER_ID = re.compile(r"^[0-9a-f]{24}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -106,8 +105,8 @@ def validate_key(key: object) -> str:
     filesystem could reinterpret (`..`, `%2e`, backslashes, NUL, a leading slash)
     is refused outright.
     """
-    if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY:
-        raise _invalid_key("fileKey must be a string of 1-1024 characters")
+    if not isinstance(key, str) or not 0 < len(key) <= rules.MAX_FILE_KEY:
+        raise _invalid_key(f"fileKey must be a string of 1-{rules.MAX_FILE_KEY} characters")
     if any(ord(c) < 0x20 or c in "\\%\x7f" for c in key) or key.startswith("/"):
         raise _invalid_key("fileKey contains characters that are not allowed")
     parts = key.split("/")
@@ -145,14 +144,13 @@ def _not_found(key: str) -> StorageError:
 def _check_upload_request(
     file_name: object, content_type: object, size_bytes: object, max_bytes: int
 ) -> None:
-    if file_name is not None and (not isinstance(file_name, str) or len(file_name) > 255):
-        raise StorageError("invalid_field", "fileName must be at most 255 characters")
-    if not isinstance(content_type, str) or not _CONTENT_TYPE.match(content_type.lower()):
-        raise StorageError("invalid_content_type", "contentType must be a MIME type")
-    if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes <= 0:
-        raise StorageError("invalid_field", "sizeBytes must be a positive integer")
-    if size_bytes > max_bytes:
-        raise too_large(size_bytes, max_bytes)
+    """The upload-url rules (chalicelib.rules) again, for callers other than the API."""
+    if file_name is not None:
+        rules.text(file_name, "fileName", rules.MAX_FILE_NAME, StorageError)
+    rules.content_type(content_type, StorageError)
+    size = rules.size_bytes(size_bytes, StorageError)
+    if size > max_bytes:
+        raise too_large(size, max_bytes)
 
 
 def require_object(storage: Storage, key: str, max_bytes: int) -> int:

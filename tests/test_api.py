@@ -245,7 +245,7 @@ def test_submit_refuses_bad_input_with_codes(
     # a wrong Content-Type still gets our error format, not Chalice's
     response = http.post(path, headers={**alice.headers, "Content-Type": "text/csv"}, body="a,b")
     assert_error(response, 400, "invalid_json")
-    assert service.jobs.list(alice.owner) == []
+    assert service.jobs.list_for_owner(alice.owner) == []
 
 
 def test_submit_with_the_same_idempotency_key_creates_one_job(
@@ -260,7 +260,7 @@ def test_submit_with_the_same_idempotency_key_creates_one_job(
     )
     assert first.status_code == again.status_code == 202
     assert json_body(first)["jobId"] == json_body(again)["jobId"]
-    assert len(service.jobs.list(alice.owner)) == 1
+    assert len(service.jobs.list_for_owner(alice.owner)) == 1
     assert service.queue.stats()["waiting"] == 1
     other = post(
         http,

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from chalicelib.client import Client, ClientError
 from chalicelib.local.connect import NotConnected, client_for, explain, resolve
+from chalicelib.rules import FINISHED
 
 BAR_WIDTH = 30
 INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
@@ -43,7 +44,7 @@ class Progress:
             bar = "#" * filled + "-" * (BAR_WIDTH - filled)
             line = f"\r[{bar}] {progress:3d}% {status:<10} {elapsed:5.1f}s{retry}{note}"
             self.stream.write(line + "\033[K")
-            self.open_line = status not in ("completed", "failed", "cancelled")
+            self.open_line = status not in FINISHED
             if not self.open_line:
                 self.stream.write("\n")
             self.stream.flush()

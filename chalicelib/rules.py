@@ -1,0 +1,142 @@
+"""The rules a job's fields obey, written once: job statuses, modes, limits, field checks.
+
+The API checks a request at the door (HTTP 400), the job store and the object
+store check again what they are handed; all three use these functions, so one
+rule gives one code and one message wherever it is broken. A check raises the
+caller's own error family (`ApiError`, `InvalidJobInput`, `StorageError`: all
+take `(code, message)`), so each layer keeps its error type.
+
+Pure Python: the API functions import it without pg8000 or numpy.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any, NoReturn, Protocol
+
+
+class JobStatus(StrEnum):
+    """Where a job is (DESIGN: queued|processing|completed|failed|cancelled)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Mode(StrEnum):
+    """What a track is compared with: a genre's targets or a reference track."""
+
+    GENRE = "genre"
+    REFERENCE = "reference"
+
+
+STATUSES: tuple[str, ...] = tuple(JobStatus)
+UNFINISHED: tuple[str, ...] = (JobStatus.QUEUED, JobStatus.PROCESSING)
+FINISHED: tuple[str, ...] = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+MODES: tuple[str, ...] = tuple(Mode)
+
+MIN_PRIORITY = -1000  # higher runs first
+MAX_PRIORITY = 1000
+MAX_FILE_NAME = 255
+MAX_FILE_KEY = 1024
+MAX_GENRE = 64
+MAX_JOB_ID = 64  # a UUID is 36 characters; anything longer is refused before parsing
+MAX_CONTENT_TYPE = 128
+MAX_LIST_LIMIT = 100
+DEFAULT_LIST_LIMIT = 20
+# Idempotency-Key: 1-255 printable ASCII characters, no spaces.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+CONTENT_TYPE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}"
+)
+
+
+class ErrorFamily(Protocol):
+    """What a check raises: any chalicelib.errors family, built as Family(code, message)."""
+
+    def __call__(self, code: str, message: str) -> BaseException: ...
+
+
+def _refuse(error: ErrorFamily, code: str, message: str) -> NoReturn:
+    raise error(code, message)
+
+
+def text(value: Any, name: str, max_len: int, error: ErrorFamily) -> str:
+    """A non-empty string of at most `max_len` characters without NUL, else `invalid_field`.
+
+    Postgres text cannot hold NUL: it would fail the INSERT (a 503 instead of a 400).
+    """
+    if not isinstance(value, str) or not value.strip():
+        _refuse(error, "invalid_field", f"{name} must be a non-empty string")
+    if len(value) > max_len:
+        _refuse(error, "invalid_field", f"{name} must be at most {max_len} characters")
+    if "\x00" in value:
+        _refuse(error, "invalid_field", f"{name} must not contain NUL characters")
+    return value
+
+
+def integer(value: Any, name: str, error: ErrorFamily) -> int:
+    """An int (not a bool), else `invalid_field`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        _refuse(error, "invalid_field", f"{name} must be an integer")
+    return value
+
+
+def priority(value: Any, error: ErrorFamily) -> int:
+    """A job priority: an integer from MIN_PRIORITY to MAX_PRIORITY, else `invalid_field`."""
+    integer(value, "priority", error)
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        _refuse(
+            error, "invalid_field", f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}"
+        )
+    return int(value)
+
+
+def size_bytes(value: Any, error: ErrorFamily) -> int:
+    """An upload's declared size: a positive integer, else `invalid_field`."""
+    integer(value, "sizeBytes", error)
+    if value <= 0:
+        _refuse(error, "invalid_field", "sizeBytes must be greater than zero")
+    return int(value)
+
+
+def mode(value: Any, error: ErrorFamily) -> Mode:
+    """genre or reference, else `invalid_mode`."""
+    if value not in MODES:
+        _refuse(error, "invalid_mode", f"mode must be one of {', '.join(MODES)}")
+    return Mode(value)
+
+
+def status(value: Any, error: ErrorFamily) -> JobStatus:
+    """A job status to filter by, else `invalid_status`."""
+    if value not in STATUSES:
+        _refuse(error, "invalid_status", f"status must be one of {', '.join(STATUSES)}")
+    return JobStatus(value)
+
+
+def list_limit(value: Any, error: ErrorFamily) -> int:
+    """How many jobs a list returns: an integer from 1 to MAX_LIST_LIMIT, else `invalid_limit`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIST_LIMIT:
+        _refuse(error, "invalid_limit", f"limit must be an integer from 1 to {MAX_LIST_LIMIT}")
+    return value
+
+
+def content_type(value: Any, error: ErrorFamily) -> str:
+    """A MIME type like `audio/wav`, else `invalid_content_type`."""
+    if not isinstance(value, str) or not CONTENT_TYPE.fullmatch(value):
+        _refuse(error, "invalid_content_type", "contentType must look like 'audio/wav'")
+    return value
+
+
+def idempotency_key(value: Any, error: ErrorFamily) -> str:
+    """An Idempotency-Key, else `invalid_idempotency_key`."""
+    if not isinstance(value, str) or not IDEMPOTENCY_KEY.fullmatch(value):
+        _refuse(
+            error,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+        )
+    return value
