@@ -152,6 +152,8 @@ def test_ogg_whose_last_granule_is_past_the_audio(
 
 # --- formats ---------------------------------------------------------------------------------
 
+# A 4 s test picture as a second input, for the formats that are videos with sound.
+VIDEO = ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=10:duration=4", "-c:v", "mpeg4"]
 FORMATS = [
     # (name, suffix, ffmpeg output options, format, subtype, lossy, level tolerance dB)
     ("wav16", "wav", ["-c:a", "pcm_s16le"], "WAV", "PCM_16", False, 0.01),
@@ -171,6 +173,12 @@ FORMATS = [
     ("adts", "aac", ["-c:a", "aac", "-b:a", "192k"], "AAC", "AAC", True, 0.3),
     ("alac", "m4a", ["-c:a", "alac", "-sample_fmt", "s32p"], "ALAC", "ALAC_24", False, 0.01),
     ("mp3", "mp3", ["-c:a", "libmp3lame", "-b:a", "192k"], "MP3", "MPEG_LAYER_III", True, 0.3),
+    ("caf", "caf", ["-c:a", "alac"], "ALAC", "ALAC_24", False, 0.01),
+    ("wavpack", "wv", ["-c:a", "wavpack"], "WAVPACK", "PCM_32", False, 0.01),
+    ("wma", "wma", ["-c:a", "wmav2", "-b:a", "192k"], "WMA", "WMAV2", True, 0.3),
+    ("mkv", "mkv", ["-c:a", "flac"], "MKV", "PCM_24", False, 0.01),
+    ("webm", "webm", ["-c:a", "libopus"], "OPUS", "OPUS", True, 0.3),
+    ("mp4video", "mp4", [*VIDEO, "-c:a", "aac"], "AAC", "AAC", True, 0.3),
 ]
 
 

@@ -20,7 +20,7 @@ CODES: dict[str, str] = {
     "corrupt_file": "the file is damaged or truncated, or decoding it overran its time limit",
     "empty_audio": "the file holds no audio frames",
     "too_long": "longer than the duration limit",
-    "too_large": "more samples (duration x channels x rate) than the memory limit allows",
+    "too_large": "more samples (duration x channels x rate) than the limit allows",
     "too_many_channels": "more channels than the limit",
     "unsupported_sample_rate": "sample rate outside the accepted range",
     "invalid_samples": "NaN or infinite sample values",

@@ -71,7 +71,7 @@ _FORMATS = {
     "aac": "AAC",
     "wv": "WAVPACK",
     "ape": "APE",
-    "asf": "ASF",
+    "asf": "WMA",
 }
 # Formats named after their codec rather than their container (libsndfile calls an
 # Ogg Opus file "OGG"; the issue and users call it Opus, and M4A by its codec).
