@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import api, deps, logs, wake
+from chalicelib import api, deps, limits, logs, wake
 from chalicelib import consumer as consuming
 from chalicelib.auth import bearer_token
 from chalicelib.errors import ApiError, InternalError, shown
@@ -71,6 +71,8 @@ def handled(view: Callable[..., Any]) -> Callable[..., Any]:
             headers = {"Content-Type": "application/json"}
             if error.status == 401:
                 headers["WWW-Authenticate"] = "Bearer"
+            if getattr(error, "retry_after_s", None):
+                headers["Retry-After"] = str(error.retry_after_s)
             return Response(body=error.body(), status_code=error.status, headers=headers)
 
     return wrapper
@@ -82,14 +84,26 @@ def _path() -> str:
 
 
 def _owner(d: deps.Deps) -> str:
-    """The caller's owner id from `Authorization: Bearer <api key>`, else 401."""
+    """The caller's owner id from `Authorization: Bearer <api key>`, else 401.
+
+    A client that sent too many unknown keys gets 429 until its wait is over.
+    """
     key = bearer_token(app.current_request.headers)
     if key is None:
         raise ApiError("unauthorized", "send Authorization: Bearer <api key>")
+    client = _client_address()
+    limits.check_sign_in(d.queue, d.settings, client)
     owner = d.jobs.owner_for_key(key)
     if owner is None:
+        limits.sign_in_failed(d.queue, d.settings, client)
         raise ApiError("unauthorized", "unknown API key")
     return owner
+
+
+def _client_address() -> str:
+    """The caller's address as API Gateway saw it (requestContext.identity.sourceIp)."""
+    identity = (app.current_request.context or {}).get("identity") or {}
+    return str(identity.get("sourceIp") or "unknown")
 
 
 def _body() -> dict[str, Any]:
@@ -204,6 +218,7 @@ def analyze() -> Response:
     """Insert the job, then enqueue it, then wake a consumer: 202 even if Redis is down."""
     d = deps.get()
     owner = _owner(d)
+    limits.admit_submission(d.queue, d.settings, owner)
     idempotency_key = api.idempotency_key(app.current_request.headers)
     spec = api.parse_submit(
         owner, _body(), check_genre=api.genre_name, check_key=d.storage.check_key
@@ -249,7 +264,9 @@ def get_job(job_id: str) -> dict[str, Any]:
 @handled
 def retry_job(job_id: str) -> Response:
     d = deps.get()
-    job = d.jobs.retry(job_id, _owner(d))
+    owner = _owner(d)
+    limits.admit_submission(d.queue, d.settings, owner)
+    job = d.jobs.retry(job_id, owner)
     _enqueue_and_wake(d, job, "retry")
     logs.event("resubmitted", jobId=job.id)
     return _accepted(d, job)

@@ -7,6 +7,7 @@
     ├── JobNotRetryable        retry of a job that is not failed (409 not_retryable)
     ├── IdempotencyConflict    an Idempotency-Key reused for another request (409)
     ├── StorageError           an object-store request that cannot be served (400 404 413)
+    ├── TooManyRequests        a limit refused the request (429, with Retry-After)
     ├── AnalysisError          bad audio, genre or reference (400; chalicelib.analysis.errors)
     ├── ReferenceUnavailable   a reference job without a result (a job error, never retried)
     ├── Stalled                a job whose consumers kept dying (a job error, never retried)
@@ -176,6 +177,24 @@ class StorageError(ErrorFamily):
         "not_found": 404,
         "too_large": 413,
     }
+
+
+class TooManyRequests(ErrorFamily):
+    """A limit refused the request (HTTP 429); `retry_after_s` is sent as Retry-After.
+
+    Raise as TooManyRequests(code, message, retry_after_s). Only the caller is
+    limited: other owners and clients are unaffected.
+    """
+
+    codes: ClassVar[Mapping[str, int]] = {
+        "rate_limited": 429,
+        "too_many_waiting": 429,
+        "too_many_failed_sign_ins": 429,
+    }
+
+    def __init__(self, code: str, message: str, retry_after_s: int) -> None:
+        self.retry_after_s = max(1, int(retry_after_s))
+        super().__init__(code, message)
 
 
 # --- jobs ----------------------------------------------------------------------------

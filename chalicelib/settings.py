@@ -21,6 +21,7 @@ T = TypeVar("T")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_LEASE_SECONDS = 3600.0  # chalicelib.queue.MAX_LEASE_MS (not imported: it pulls in redis)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,11 @@ class Settings:
     max_attempts: int = 3
     max_stalls: int = 3
     max_in_flight: int | None = None
+    submit_per_minute: float = 30.0
+    submit_burst: int = 30
+    max_waiting_per_owner: int = 100
+    sign_in_failures_per_minute: float = 2.0
+    sign_in_failure_burst: int = 10
     api_key: str | None = None
     public_url: str | None = None
     upload_secret: str | None = None
@@ -74,6 +80,11 @@ _ENV_NAMES: dict[str, str] = {
     "max_attempts": "SOUNDCHECK_MAX_ATTEMPTS",
     "max_stalls": "SOUNDCHECK_MAX_STALLS",
     "max_in_flight": "SOUNDCHECK_MAX_IN_FLIGHT",
+    "submit_per_minute": "SOUNDCHECK_SUBMIT_PER_MINUTE",
+    "submit_burst": "SOUNDCHECK_SUBMIT_BURST",
+    "max_waiting_per_owner": "SOUNDCHECK_MAX_WAITING_PER_OWNER",
+    "sign_in_failures_per_minute": "SOUNDCHECK_SIGN_IN_FAILURES_PER_MINUTE",
+    "sign_in_failure_burst": "SOUNDCHECK_SIGN_IN_FAILURE_BURST",
     "api_key": "SOUNDCHECK_API_KEY",
     "public_url": "SOUNDCHECK_PUBLIC_URL",
     "upload_secret": "SOUNDCHECK_UPLOAD_SECRET",
@@ -100,6 +111,8 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
         value = kind(raw)
         if not value > 0:  # type: ignore[operator]
             raise ValueError("must be greater than zero")
+        if value == float("inf"):
+            raise ValueError("must be finite")
         return value
 
     parse.__name__ = f"positive {kind.__name__}"
@@ -161,6 +174,11 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_attempts": _positive(int),
     "max_stalls": _positive(int),
     "max_in_flight": _positive(int),
+    "submit_per_minute": _positive(float),
+    "submit_burst": _positive(int),
+    "max_waiting_per_owner": _positive(int),
+    "sign_in_failures_per_minute": _positive(float),
+    "sign_in_failure_burst": _positive(int),
     "api_key": str,
     "public_url": _url("http", "https"),
     "upload_secret": _min_length(16),
@@ -235,6 +253,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         except ValueError as exc:
             raise SettingsError(f"{name}={_shown(name, raw)} is invalid: {exc}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.lease_seconds > MAX_LEASE_SECONDS:
+        raise SettingsError(
+            f"SOUNDCHECK_LEASE_SECONDS must be at most {MAX_LEASE_SECONDS:.0f} "
+            "(a longer job renews its lease)"
+        )
     if settings.min_sample_rate > settings.max_sample_rate:
         raise SettingsError(
             "SOUNDCHECK_MIN_SAMPLE_RATE must not exceed SOUNDCHECK_MAX_SAMPLE_RATE "
