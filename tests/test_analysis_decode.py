@@ -76,8 +76,11 @@ def test_file_block_and_genre(tmp_path: Path, track: np.ndarray) -> None:
         "sampleRate": RATE,
         "channels": 2,
         "layout": "stereo",
+        "positions": ["FL", "FR"],
         "frames": len(track),
         "durationSeconds": 6.0,
+        "lossy": False,
+        "bandwidthHz": RATE / 2,
     }
     assert result["comparison"]["target"] == "techno"
 

@@ -38,7 +38,7 @@ def test_analyze_prints_the_report(mix: Path, capsys: pytest.CaptureFixture[str]
 def test_analyze_json_is_the_result(mix: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(mix), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["schemaVersion"] == 1 and result["file"]["format"] == "WAV"
+    assert result["schemaVersion"] == 2 and result["file"]["format"] == "WAV"
     assert result["comparison"]["target"] == "streaming"
 
 

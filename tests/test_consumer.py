@@ -112,7 +112,7 @@ def test_a_job_is_analysed_written_once_and_acked(
         1,
         None,
     )
-    assert done.result is not None and done.result["schemaVersion"] == 1
+    assert done.result is not None and done.result["schemaVersion"] == 2
     assert done.result["comparison"]["target"]
     assert done.started_at is not None and done.completed_at is not None
     assert service.queue.states([job.id]) == {job.id: None}  # acked: Redis forgot it

@@ -185,7 +185,7 @@ def test_a_track_goes_through_the_whole_stack(stack: Stack) -> None:
     job_id = stack.submit(wav_bytes(2.0))
     (job,) = wait_done(stack, [job_id]).values()
     assert (job["status"], job["progress"], job["attempts"]) == ("completed", 100, 1)
-    assert job["result"]["schemaVersion"] == 1
+    assert job["result"]["schemaVersion"] == 2
     assert job["result"]["file"]["channels"] == 2
     assert job["startedAt"] and job["completedAt"]
     assert len(stack.events("completed", job_id)) == 1
@@ -319,7 +319,7 @@ def test_soundcheck_submit_prints_the_report_or_the_json(stack: Stack) -> None:
     raw = soundcheck(stack, "submit", str(track), "--json", "--api", stack.client.base_url)
     assert raw.returncode == 0, raw.stderr
     result = json.loads(raw.stdout)
-    assert result["schemaVersion"] == 1 and result["file"]["durationSeconds"] == 1.5
+    assert result["schemaVersion"] == 2 and result["file"]["durationSeconds"] == 1.5
 
 
 def test_soundcheck_submit_exit_codes(stack: Stack) -> None:

@@ -63,19 +63,15 @@ def analyze_file(
     The genre, the reference and the header are checked before any sample is
     decoded, so bad requests and over-long files fail fast.
     """
-    from chalicelib.analysis.compare import check_reference
-    from chalicelib.analysis.decode import decode
+    from chalicelib.analysis.compare import check_reference, compare
+    from chalicelib.analysis.decode import open_audio
+    from chalicelib.analysis.measure import measure_stream
 
     _validate_target(genre, reference, check_reference)
-    decoded = decode(path, limits)
-    return analyze(
-        decoded.samples,
-        decoded.sample_rate,
-        genre,
-        reference,
-        file_info=decoded.info,
-        limits=limits,
-    )
+    with open_audio(path, limits) as stream:
+        result = measure_stream(stream, limits)
+    result["comparison"] = compare(result, genre, reference)
+    return result
 
 
 def _validate_target(genre: str | None, reference: Any, check_reference: Any) -> None:

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from chalicelib.analysis.blockwise import Block, Context, Result
+
 # The largest positive 16-bit sample: a sample at or beyond it is at full scale in
 # every PCM format (24-bit full scale is above it) and in float files.
 CLIP_LEVEL = 1.0 - 2.0**-15
@@ -22,15 +24,6 @@ def clip_level(subtype: str | None, dtype: np.dtype | None = None) -> float:
     the 16-bit level, so a clipped 8-bit file would otherwise count no positive clip."""
     eight_bit = subtype in _EIGHT_BIT or (dtype is not None and np.dtype(dtype).itemsize == 1)
     return 1.0 - 2.0**-7 if eight_bit else CLIP_LEVEL
-
-
-def clipped_samples(x: np.ndarray, peaks: np.ndarray, block: int, level: float = CLIP_LEVEL) -> int:
-    """Samples of one channel at full scale; only blocks whose peak gets there are read."""
-    count = 0
-    for b in np.flatnonzero(peaks >= level):
-        part = x[int(b) * block : (int(b) + 1) * block]
-        count += int(np.count_nonzero(part >= level) + np.count_nonzero(part <= -level))
-    return count
 
 
 def db(power_ratio: float | None) -> float | None:
@@ -49,3 +42,29 @@ def difference(a: float | None, b: float | None) -> float | None:
     if a is None or b is None:
         return None
     return a - b
+
+
+class LevelMeter:
+    """RMS over every channel (sums of squares in float64), then the ratios that
+    need the peaks and the loudness: crest factor, PLR, PSR."""
+
+    def __init__(self, context: Context) -> None:
+        self._sum_squares = 0.0
+        self._samples = 0
+
+    def add(self, block: Block) -> None:
+        wide = block.wide
+        self._sum_squares += float(np.einsum("ij,ij->", wide, wide))
+        self._samples += wide.size
+
+    def finish(self, result: Result) -> None:
+        rms_db = db(self._sum_squares / max(self._samples, 1))
+        sample_peak_db = result.value("peaks.samplePeakDbfs")
+        true_peak_db = result.value("peaks.truePeakDbtp")
+        silence = "silence: every sample is zero"
+        result.put("dynamics.rmsDbfs", rms_db, reason=silence)
+        result.put("dynamics.crestFactorDb", difference(sample_peak_db, rms_db), reason=silence)
+        plr = difference(true_peak_db, result.value("loudness.integratedLufs"))
+        psr = difference(true_peak_db, result.value("loudness.shortTermMaxLufs"))
+        result.put("dynamics.plrDb", plr, reason="needs the integrated loudness and the true peak")
+        result.put("dynamics.psrDb", psr, reason="needs the short-term maximum and the true peak")

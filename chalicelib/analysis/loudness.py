@@ -1,9 +1,11 @@
-"""Loudness per ITU-R BS.1770-4 and EBU R 128 / Tech 3341 / Tech 3342.
+"""Loudness per ITU-R BS.1770-4 and EBU R 128 / Tech 3341 / Tech 3342, block by block.
 
-Everything is built on one array: the K-weighted energy of each channel in
-consecutive 100 ms sub-blocks. A 400 ms momentary block is 4 sub-blocks, a 3 s
-short-term window is 30, and both step by one sub-block (10 Hz), so the
-per-sample work is one filter pass and one sum of squares per channel.
+Everything is built on one series: the K-weighted, channel-weighted energy of
+consecutive 100 ms sub-blocks. `LoudnessMeter` filters each decoded block with
+the filter state carried over from the last, so a sub-block or a window may
+straddle blocks freely. A 400 ms momentary block is 4 sub-blocks, a 3 s
+short-term window 30, and both step by one sub-block (10 Hz): the per-sample
+work is one filter pass and one weighted sum of squares.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.signal import sosfilt
 
+from chalicelib.analysis import channels, ffmpeg
+from chalicelib.analysis.blockwise import Block, Context, Result, blocks_of, rounded
+
 SUB_BLOCKS_PER_SECOND = 10
 MOMENTARY_SUB_BLOCKS = 4  # 400 ms
 SHORT_TERM_SUB_BLOCKS = 30  # 3 s
@@ -21,8 +26,6 @@ ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
 LRA_RELATIVE_GATE_LU = -20.0
 LRA_PERCENTILES = (10.0, 95.0)
-LRA_TAIL_SECONDS = 1.5  # Tech 3342: the signal is followed by 1.5 s of silence
-CHUNK_SUB_BLOCKS = 50  # K-weighting works through the track 5 s at a time
 _OFFSET = -0.691  # BS.1770: cancels the K-weighting gain at 997 Hz
 
 # K-weighting as analogue prototypes (libebur128's parameters, "DeMan" in
@@ -34,29 +37,6 @@ _SHELF_Q = 0.7071752369554196
 _SHELF_VB_EXPONENT = 0.4996667741545416
 _HIGHPASS_HZ = 38.13547087602444
 _HIGHPASS_Q = 0.5003270373238773
-
-# BS.1770-4 channel weights by channel count, in WAVE (SMPTE/ITU) channel order.
-# 0 excludes the LFE; 1.41 is for surrounds at 60-120 degrees (Annex 3, Table 4).
-_WEIGHTS: dict[int, tuple[float, ...]] = {
-    1: (1.0,),
-    2: (1.0, 1.0),
-    3: (1.0, 1.0, 1.0),  # L R C
-    4: (1.0, 1.0, 1.0, 1.0),  # quad: rear pair at 110-150 degrees, weight 1
-    5: (1.0, 1.0, 1.0, 1.41, 1.41),  # 5.0: L R C Ls Rs
-    6: (1.0, 1.0, 1.0, 0.0, 1.41, 1.41),  # 5.1: L R C LFE Ls Rs
-    7: (1.0, 1.0, 1.0, 0.0, 1.0, 1.41, 1.41),  # 6.1: L R C LFE Cs Ls Rs
-    8: (1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.41, 1.41),  # 7.1: L R C LFE Lb Rb Ls Rs
-}
-_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-
-
-def channel_weights(channels: int) -> tuple[float, ...]:
-    """BS.1770-4 weights G_i for a file with this many channels (WAVE order)."""
-    return _WEIGHTS.get(channels, (1.0,) * channels)
-
-
-def layout_name(channels: int) -> str:
-    return _LAYOUTS.get(channels, f"{channels} channels")
 
 
 def k_weighting_sos(sample_rate: int) -> np.ndarray:
@@ -86,70 +66,85 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
     return np.array([shelf, highpass])
 
 
-def sub_block_bounds(frames: int, sample_rate: int) -> np.ndarray:
-    """Start sample of each complete 100 ms sub-block, plus the end of the last.
+def sub_block_bounds(count: int, sample_rate: int) -> np.ndarray:
+    """Start sample of sub-blocks 0 .. count-1, plus the end of the last.
 
     Sub-block k covers samples [k*rate/10, (k+1)*rate/10), rounded down, so rates
     that are not multiples of 10 Hz still get blocks "to the nearest sample".
     """
-    count = frames * SUB_BLOCKS_PER_SECOND // sample_rate
     return np.arange(count + 1, dtype=np.int64) * sample_rate // SUB_BLOCKS_PER_SECOND
 
 
-def _sum_squares(y: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Sum of y**2 over each sub-block [bounds[k], bounds[k+1]) as float64.
+class LoudnessMeter:
+    """Accumulates the K-weighted energy of every complete 100 ms sub-block.
 
-    Equal sub-blocks (rates that are multiples of 10 Hz) are a reshape, not a
-    cumulative sum over every sample.
-    """
-    if len(bounds) < 2:
-        return np.zeros(0)
-    sizes = np.diff(bounds)
-    start = int(bounds[0])
-    if bool(np.all(sizes == sizes[0])):
-        blocks = y[start : int(bounds[-1])].reshape(-1, int(sizes[0]))
-        return np.einsum("ij,ij->i", blocks, blocks).astype(np.float64)
-    squared = np.square(y[start : int(bounds[-1])], dtype=np.float64)
-    return np.add.reduceat(squared, bounds[:-1] - start)
-
-
-@dataclass
-class ChannelEnergy:
-    """One channel's K-weighted energy per 100 ms sub-block.
-
-    `tail` continues `sub_blocks` over the 1.5 s of silence Tech 3342 appends for
-    the loudness range: the filter keeps ringing after the last sample, so the
-    tail is the filter's own ring-down, not zeros.
+    The filter runs in float64 (a float32 square overflows at 1.8e19 and
+    underflows below 1e-23, and float files hold both), on the measured channels
+    only (the LFE has weight 0), with its state carried between blocks.
     """
 
-    sub_blocks: np.ndarray  # float64 sums of squares, complete sub-blocks of the signal
-    tail: np.ndarray  # the same for the sub-blocks that follow, over signal + 1.5 s
+    def __init__(self, context: Context) -> None:
+        gains = channels.weights(context.positions)
+        self._used = [c for c, g in enumerate(gains) if g > 0.0]
+        self._gains = np.array([gains[c] for c in self._used])
+        self._rate = context.sample_rate
+        self._sos = k_weighting_sos(context.sample_rate)
+        self._state = np.zeros((self._sos.shape[0], len(self._used), 2))
+        self._energies: list[np.ndarray] = []
+        self._partial = 0.0  # energy of the sub-block under way
+        self._completed = 0  # complete sub-blocks so far
+        self._frames = 0
 
+    def add(self, block: Block) -> None:
+        if not self._used:
+            self._frames += block.frames
+            return
+        x = block.samples
+        if len(self._used) < x.shape[0]:
+            x = x[self._used]
+        y, self._state = sosfilt(self._sos, x, axis=-1, zi=self._state)
+        np.square(y, out=y)
+        self._collect(self._gains @ y)
 
-def channel_energy(x: np.ndarray, sample_rate: int, sos: np.ndarray) -> ChannelEnergy:
-    """K-weight one channel (1-D, any stride) and reduce it to sub-block energies.
+    def _collect(self, power: np.ndarray) -> None:
+        """Add per-sample weighted power to the sub-blocks it falls in."""
+        start, stop = self._frames, self._frames + len(power)
+        self._frames = stop
+        last = (SUB_BLOCKS_PER_SECOND * stop + SUB_BLOCKS_PER_SECOND - 1) // self._rate
+        ends = sub_block_bounds(last, self._rate)[self._completed + 1 :] - start
+        if len(ends) == 0:
+            self._partial += float(power.sum())
+            return
+        starts = np.concatenate(([0], ends[ends < len(power)]))
+        sums = np.add.reduceat(power, starts)
+        sums[0] += self._partial
+        self._energies.append(sums[: len(ends)])
+        self._partial = float(sums[-1]) if len(sums) > len(ends) else 0.0
+        self._completed += len(ends)
 
-    Filtered CHUNK_SUB_BLOCKS sub-blocks at a time with the filter state carried
-    across, so the filtered signal never exists in full: memory stays flat
-    whatever the track's length.
-    """
-    sos32 = sos.astype(np.float32)
-    state = np.zeros((sos.shape[0], 2), dtype=np.float32)
-    bounds = sub_block_bounds(len(x), sample_rate)
-    energies = np.zeros(len(bounds) - 1)
-    for first in range(0, len(bounds) - 1, CHUNK_SUB_BLOCKS):
-        edges = bounds[first : first + CHUNK_SUB_BLOCKS + 1]
-        chunk = np.asarray(x[int(edges[0]) : int(edges[-1])], dtype=np.float32)
-        y, state = sosfilt(sos32, chunk, zi=state)
-        energies[first : first + len(edges) - 1] = _sum_squares(y, edges - edges[0])
-    leftover = np.asarray(x[int(bounds[-1]) :], dtype=np.float32)
-    if len(leftover):  # the part of a sub-block after the last complete one
-        leftover, state = sosfilt(sos32, leftover, zi=state)
-    tail_frames = round(LRA_TAIL_SECONDS * sample_rate)
-    ring, _ = sosfilt(sos32, np.zeros(tail_frames, dtype=np.float32), zi=state)
-    padded_bounds = sub_block_bounds(len(x) + tail_frames, sample_rate)[len(bounds) - 1 :]
-    tail = _sum_squares(np.concatenate([leftover, ring]), padded_bounds - padded_bounds[0])
-    return ChannelEnergy(energies, tail)
+    @property
+    def measured(self) -> bool:
+        """False when every channel has weight 0 (a file of LFE channels only)."""
+        return bool(self._used)
+
+    def energies(self) -> tuple[np.ndarray, np.ndarray]:
+        """(energy, sample count) of each complete sub-block so far."""
+        energy = np.concatenate(self._energies) if self._energies else np.zeros(0)
+        return energy, np.diff(sub_block_bounds(len(energy), self._rate))
+
+    def finish(self, result: Result) -> None:
+        loud = measure_loudness(*self.energies(), result.duration, self.measured)
+        result.keep("loudness.momentary", loud.momentary)
+        result.keep("loudness.shortTerm", loud.short_term)
+        for name, value in (
+            ("integratedLufs", loud.integrated),
+            ("rangeLu", loud.range_lu),
+            ("momentaryMaxLufs", loud.momentary_max),
+            ("shortTermMaxLufs", loud.short_term_max),
+        ):
+            result.put(f"loudness.{name}", value, reason=loud.reasons.get(name, ""))
+        series = [{"t": t, "lufs": rounded(v)} for t, v in loud.short_term_series]
+        result.put("loudness.shortTermSeries", series, digits=None)
 
 
 @dataclass
@@ -167,24 +162,25 @@ class Loudness:
     short_term: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def _window_loudness(energy: np.ndarray, counts: np.ndarray, width: int) -> np.ndarray:
-    """Loudness of every window of `width` sub-blocks, stepping one sub-block (10 Hz).
-
-    Silent windows give -inf here; callers gate them out or report None.
-    """
+def window_power(energy: np.ndarray, counts: np.ndarray, width: int) -> np.ndarray:
+    """Mean-square power of every window of `width` sub-blocks, stepping one
+    sub-block (10 Hz); windows are complete, none runs past the end."""
     if len(energy) < width:
         return np.zeros(0)
     csum = np.concatenate([[0.0], np.cumsum(energy)])
     ccount = np.concatenate([[0], np.cumsum(counts)])
-    power = (csum[width:] - csum[:-width]) / (ccount[width:] - ccount[:-width])
+    return (csum[width:] - csum[:-width]) / (ccount[width:] - ccount[:-width])
+
+
+def lufs(power: np.ndarray) -> np.ndarray:
+    """BS.1770 loudness of mean-square powers; zero power gives -inf."""
     with np.errstate(divide="ignore"):
         return _OFFSET + 10.0 * np.log10(np.maximum(power, 0.0))
 
 
 def integrated_loudness(block_power: np.ndarray) -> float | None:
     """BS.1770-4 gated loudness from the mean-square power of each 400 ms block."""
-    with np.errstate(divide="ignore"):
-        block_lufs = _OFFSET + 10.0 * np.log10(block_power)
+    block_lufs = lufs(block_power)
     above_absolute = block_lufs > ABSOLUTE_GATE_LUFS
     if not above_absolute.any():
         return None
@@ -210,77 +206,87 @@ def loudness_range(short_term: np.ndarray) -> float | None:
 
 
 def measure_loudness(
-    channels: list[ChannelEnergy], weights: tuple[float, ...], frames: int, sample_rate: int
+    energy: np.ndarray, counts: np.ndarray, duration: float, measured: bool = True
 ) -> Loudness:
-    """Momentary, short-term, integrated loudness and LRA from per-channel energies."""
-    energy = sum(w * ch.sub_blocks for w, ch in zip(weights, channels, strict=True))
-    tail = sum(w * ch.tail for w, ch in zip(weights, channels, strict=True))
-    counts = np.diff(sub_block_bounds(frames, sample_rate))
-    padded = sub_block_bounds(frames + round(LRA_TAIL_SECONDS * sample_rate), sample_rate)
-    padded_counts = np.diff(padded)
-    energy = np.asarray(energy, dtype=np.float64).reshape(-1)
-    padded_energy = np.concatenate([energy, np.asarray(tail, dtype=np.float64).reshape(-1)])
+    """Momentary, short-term, integrated loudness and LRA from sub-block energies.
 
+    LRA (Tech 3342 v3 and later): short-term values every 100 ms from complete
+    3 s windows of the programme only, nothing appended: a steady tone reads 0 LU.
+    """
+    momentary_power = window_power(energy, counts, MOMENTARY_SUB_BLOCKS)
+    momentary = lufs(momentary_power)
+    short_term = lufs(window_power(energy, counts, SHORT_TERM_SUB_BLOCKS))
+    integrated = integrated_loudness(momentary_power) if len(momentary_power) else None
+    loud = Loudness(
+        integrated=integrated,
+        range_lu=loudness_range(short_term) if len(short_term) else None,
+        momentary_max=_finite_max(momentary),
+        short_term_max=_finite_max(short_term),
+        short_term_series=_series(short_term, duration),
+        momentary=momentary,
+        short_term=short_term,
+    )
+    loud.reasons = _reasons(loud, duration, measured)
+    return loud
+
+
+def _reasons(loud: Loudness, duration: float, measured: bool) -> dict[str, str]:
+    """Why each null loudness value is null."""
     reasons: dict[str, str] = {}
-    momentary = _window_loudness(energy, counts, MOMENTARY_SUB_BLOCKS)
-    short_term = _window_loudness(energy, counts, SHORT_TERM_SUB_BLOCKS)
-    duration = frames / sample_rate
-
-    integrated: float | None = None
-    if len(momentary) == 0:
-        reasons["integratedLufs"] = (
-            f"the audio ({duration:.3f} s) is shorter than one 400 ms gating block"
+    if not measured:
+        why = "no channel is measured for loudness (only LFE channels)"
+        return dict.fromkeys(
+            ("integratedLufs", "rangeLu", "momentaryMaxLufs", "shortTermMaxLufs"), why
         )
+    short = f"the audio ({duration:.3f} s) is shorter than"
+    if len(loud.momentary) == 0:
+        reasons["integratedLufs"] = f"{short} one 400 ms gating block"
         reasons["momentaryMaxLufs"] = reasons["integratedLufs"]
-    else:
-        csum = np.concatenate([[0.0], np.cumsum(energy)])
-        ccount = np.concatenate([[0], np.cumsum(counts)])
-        w = MOMENTARY_SUB_BLOCKS
-        block_power = (csum[w:] - csum[:-w]) / (ccount[w:] - ccount[:-w])
-        integrated = integrated_loudness(block_power)
-        if integrated is None:
-            reasons["integratedLufs"] = (
-                "silence: no 400 ms block is above the -70 LUFS absolute gate"
-            )
-
-    short_term_max = _finite_max(short_term)
-    if len(short_term) == 0:
-        reasons["shortTermMaxLufs"] = f"the audio ({duration:.3f} s) is shorter than 3 s"
-    elif short_term_max is None:
-        reasons["shortTermMaxLufs"] = "silence"
-    momentary_max = _finite_max(momentary)
-    if momentary_max is None and "momentaryMaxLufs" not in reasons:
-        reasons["momentaryMaxLufs"] = "silence"
-
-    padded_short_term = _window_loudness(padded_energy, padded_counts, SHORT_TERM_SUB_BLOCKS)
-    range_lu = loudness_range(padded_short_term) if len(padded_short_term) else None
-    if range_lu is None:
-        reasons["rangeLu"] = (
-            f"the audio ({duration:.3f} s) is shorter than 1.5 s"
-            if len(padded_short_term) == 0
-            else "silence: no 3 s window is above the -70 LUFS absolute gate"
+    elif loud.integrated is None and loud.momentary_max is None:
+        reasons["integratedLufs"] = "silence: every 400 ms block holds only zeros"
+    elif loud.integrated is None:
+        reasons["integratedLufs"] = (
+            f"every 400 ms block is below the -70 LUFS absolute gate "
+            f"(the loudest is {loud.momentary_max:.1f} LUFS)"
         )
+    if len(loud.short_term) == 0:
+        reasons["shortTermMaxLufs"] = f"{short} one 3 s short-term window"
+        reasons["rangeLu"] = reasons["shortTermMaxLufs"]
+    elif loud.range_lu is None and loud.short_term_max is None:
+        reasons["rangeLu"] = "silence: every 3 s window holds only zeros"
+    elif loud.range_lu is None:
+        reasons["rangeLu"] = "every 3 s window is below the -70 LUFS absolute gate"
+    if loud.short_term_max is None and "shortTermMaxLufs" not in reasons:
+        reasons["shortTermMaxLufs"] = "silence: every 3 s window holds only zeros"
+    if loud.momentary_max is None and "momentaryMaxLufs" not in reasons:
+        reasons["momentaryMaxLufs"] = "silence: every 400 ms block holds only zeros"
+    return reasons
 
-    # One point per second for plots: the 3 s window that ends at t seconds.
+
+def _series(short_term: np.ndarray, duration: float) -> list[tuple[int, float | None]]:
+    """One point per second for plots: the 3 s window that ends at t seconds."""
     series: list[tuple[int, float | None]] = []
     for t in range(3, int(duration) + 1):
-        value = short_term[t * SUB_BLOCKS_PER_SECOND - SHORT_TERM_SUB_BLOCKS]
+        index = t * SUB_BLOCKS_PER_SECOND - SHORT_TERM_SUB_BLOCKS
+        if index >= len(short_term):
+            break
+        value = short_term[index]
         series.append((t, float(value) if math.isfinite(value) else None))
-
-    return Loudness(
-        integrated, range_lu, momentary_max, short_term_max, series, reasons, momentary, short_term
-    )
+    return series
 
 
-def loudness_of(samples: np.ndarray, sample_rate: int) -> Loudness:
-    """Loudness alone of float samples shaped (frames, channels), BS.1770 weights."""
+def loudness_of(
+    samples: np.ndarray, sample_rate: int, positions: tuple[str, ...] | None = None
+) -> Loudness:
+    """Loudness alone of float samples shaped (frames, channels), fed block by block
+    (`positions` default by the channel count)."""
     x = np.asarray(samples, dtype=np.float32)
     x = x[:, np.newaxis] if x.ndim == 1 else x
-    sos = k_weighting_sos(sample_rate)
-    weights = channel_weights(x.shape[1])
-    used = [c for c in range(x.shape[1]) if weights[c] > 0.0]
-    energies = [channel_energy(x[:, c], sample_rate, sos) for c in used]
-    return measure_loudness(energies, tuple(weights[c] for c in used), len(x), sample_rate)
+    positions = positions or ffmpeg.positions(0, x.shape[1])
+    meter = LoudnessMeter(Context(sample_rate, x.shape[1], positions))
+    for block in blocks_of(x):
+        meter.add(block)
+    return measure_loudness(*meter.energies(), len(x) / sample_rate, meter.measured)
 
 
 def _finite_max(values: np.ndarray) -> float | None:

@@ -1,24 +1,40 @@
-"""Every measurement of one track, assembled into the result's blocks.
+"""Every measurement of one track, block by block, assembled into the result.
 
-The only module that walks the channels: each channel (a strided view, never a
-copy) goes to the peak, true-peak, K-weighting and spectrum code in turn, and
-each of those works in chunks, so the memory high-water mark is the decoded
-array plus a few megabytes.
+`measure_stream` reads the decoded stream once. Each block is checked (NaN and
+infinity refused), turned channel-major, and handed to one accumulator per
+measurement (`METERS`, see blockwise.py); with several cores the accumulators of
+one block run in threads (their numpy/scipy kernels release the GIL) while the
+main thread decodes the next block. Memory is a few blocks, whatever the
+track's length.
 """
 
 from __future__ import annotations
 
-import math
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from chalicelib.analysis import dynamics, loudness, spectrum, stereo, truepeak
-from chalicelib.analysis.arrays import as_frames, dot
+from chalicelib.analysis import channels, dynamics, ffmpeg, loudness, spectrum, stereo, truepeak
+from chalicelib.analysis.arrays import as_frames
+from chalicelib.analysis.blockwise import Accumulator, Block, Context, Result
+from chalicelib.analysis.decode import AudioInfo, AudioStream, array_stream
 from chalicelib.analysis.errors import AnalysisError
 from chalicelib.analysis.limits import Limits
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# One accumulator per measurement; finish() runs in this order, so a meter may use
+# the values of those before it (dynamics reads the peaks and the loudness).
+METERS: tuple[Callable[[Context], Accumulator], ...] = (
+    loudness.LoudnessMeter,
+    truepeak.PeakMeter,
+    dynamics.LevelMeter,
+    stereo.StereoMeter,
+    spectrum.SpectrumMeter,
+)
 
 
 def measure(
@@ -27,129 +43,117 @@ def measure(
     *,
     file_info: dict[str, Any] | None = None,
     limits: Limits | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """The result dict of DESIGN.md without its `comparison` block."""
+    """The result dict of DESIGN.md without its `comparison` block, for samples
+    shaped (frames, channels) or (frames,); integers are scaled like PCM."""
     x = as_frames(samples)
-    frames, channels = x.shape
-    full_scale = dynamics.clip_level(
-        (file_info or {}).get("subtype"), getattr(samples, "dtype", None)
-    )
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
         raise AnalysisError("invalid_input", f"sample_rate must be an integer, not {sample_rate!r}")
     sample_rate = int(sample_rate)
-    (limits or Limits()).check(frames, channels, sample_rate)
+    (limits or Limits()).check(len(x), x.shape[1], sample_rate)
+    info = _array_info(x, sample_rate, np.asarray(samples).dtype, file_info or {})
+    with array_stream(x, sample_rate, info) as stream:
+        return measure_stream(stream, limits, workers=workers)
 
-    peaks = [truepeak.block_peaks(x[:, c]) for c in range(channels)]
-    if not all(np.isfinite(p).all() for p in peaks):  # max() propagates NaN into the peaks
-        bad = sum(int(np.count_nonzero(~np.isfinite(x[:, c]))) for c in range(channels))
-        raise AnalysisError("invalid_samples", f"{bad:,} samples are NaN or infinite")
-    sample_peak = max(float(p.max()) for p in peaks)
 
-    weights = loudness.channel_weights(channels)
-    sos = loudness.k_weighting_sos(sample_rate)
-    energies: list[loudness.ChannelEnergy] = []
-    used_weights: list[float] = []
-    freqs, power = np.zeros(0), np.zeros(0)
-    sum_squares, clipped, true_peak = 0.0, 0, 0.0
-    # Loudest channel first: its peak lets the others skip most of their blocks.
-    for c in sorted(range(channels), key=lambda ch: -float(peaks[ch].max())):
-        column = x[:, c]  # a strided view: every step below copies only small chunks
-        sum_squares += dot(column, column)
-        clipped += dynamics.clipped_samples(column, peaks[c], truepeak.BLOCK, full_scale)
-        true_peak = truepeak.true_peak(column, sample_rate, peaks[c], floor=true_peak)
-        if weights[c] > 0.0:
-            energies.append(loudness.channel_energy(column, sample_rate, sos))
-            used_weights.append(weights[c])
-        freqs, channel_power = spectrum.power_spectrum(column, sample_rate)
-        power = channel_power if len(power) == 0 else power + channel_power
+def _array_info(
+    x: np.ndarray, sample_rate: int, dtype: np.dtype, file_info: dict[str, Any]
+) -> AudioInfo:
+    eight_bit = {np.dtype(np.int8): "PCM_S8", np.dtype(np.uint8): "PCM_U8"}
+    return AudioInfo(
+        format=file_info.get("format"),
+        subtype=file_info.get("subtype") or eight_bit.get(np.dtype(dtype)),
+        sample_rate=sample_rate,
+        channels=x.shape[1],
+        positions=tuple(file_info.get("positions") or ffmpeg.positions(0, x.shape[1])),
+        lossy=bool(file_info.get("lossy", False)),
+        frames_estimate=len(x),
+    )
 
-    loud = loudness.measure_loudness(energies, tuple(used_weights), frames, sample_rate)
-    spec = spectrum.measure_spectrum(freqs, power / channels)
-    image = stereo.measure_stereo(x[:, 0], x[:, 1]) if channels >= 2 else None
 
-    reasons = {f"loudness.{name}": why for name, why in loud.reasons.items()}
-    true_peak_db = dynamics.amplitude_db(true_peak)
-    sample_peak_db = dynamics.amplitude_db(sample_peak)
-    rms_db = dynamics.db(sum_squares / (frames * channels))
-    if sample_peak_db is None:
-        for name in ("peaks.truePeakDbtp", "peaks.samplePeakDbfs", "dynamics.rmsDbfs"):
-            reasons[name] = "silence: every sample is zero"
-    plr = dynamics.difference(true_peak_db, loud.integrated)
-    psr = dynamics.difference(true_peak_db, loud.short_term_max)
-    if plr is None:
-        reasons["dynamics.plrDb"] = "needs the integrated loudness and the true peak"
-    if psr is None:
-        reasons["dynamics.psrDb"] = "needs the short-term maximum and the true peak"
-    if image is None:
-        reasons["stereo"] = "mono: a single channel has no stereo image"
-    elif image.correlation is None:
-        reasons["stereo.correlation"] = "a channel of the front pair is silent"
-    nyquist = sample_rate / 2.0
-    if spec.centroid_hz is None:
-        reasons["spectrum"] = "silence: no energy between 20 Hz and 20 kHz"
-    for band in spec.bands:
-        if band.low_hz >= nyquist:
-            reasons[f"spectrum.{band.name}"] = (
-                f"above the Nyquist frequency ({nyquist:g} Hz) of a {sample_rate} Hz file"
-            )
+def measure_stream(
+    stream: AudioStream, limits: Limits | None = None, *, workers: int | None = None
+) -> dict[str, Any]:
+    """Measure a decoded stream in one pass; `workers` threads (None: one per core,
+    at most one per meter; 1: all in the calling thread).
 
-    info = {"format": None, "subtype": None, **(file_info or {})}
+    Raises AnalysisError: invalid_samples (NaN/inf), empty_audio, too_long, and
+    the limits' codes for the stream's rate and channels.
+    """
+    info = stream.info
+    limits = limits or Limits()
+    limits.check_format(info.channels, info.sample_rate)
+    context = Context(
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        positions=tuple(info.positions) or ffmpeg.positions(0, info.channels),
+        lossy=info.lossy,
+        full_scale=dynamics.clip_level(info.subtype),
+    )
+    meters = [make(context) for make in METERS]
+    frames = _feed(meters, _blocks(stream.blocks(), context, limits), workers)
+    if frames == 0:
+        raise AnalysisError("empty_audio", "the file holds no audio frames")
+    result = Result(context, frames)
+    result.document.update(schemaVersion=SCHEMA_VERSION, file=_file_block(info, context, frames))
+    for meter in meters:
+        meter.finish(result)
+    result.document["reasons"] = result.reasons
+    return result.document
+
+
+def _file_block(info: AudioInfo, context: Context, frames: int) -> dict[str, Any]:
     return {
-        "schemaVersion": SCHEMA_VERSION,
-        "file": {
-            "format": info["format"],
-            "subtype": info["subtype"],
-            "sampleRate": sample_rate,
-            "channels": channels,
-            "layout": loudness.layout_name(channels),
-            "frames": frames,
-            "durationSeconds": round(frames / sample_rate, 3),
-        },
-        "loudness": {
-            "integratedLufs": _r(loud.integrated),
-            "rangeLu": _r(loud.range_lu),
-            "momentaryMaxLufs": _r(loud.momentary_max),
-            "shortTermMaxLufs": _r(loud.short_term_max),
-            "shortTermSeries": [{"t": t, "lufs": _r(v)} for t, v in loud.short_term_series],
-        },
-        "peaks": {
-            "truePeakDbtp": _r(true_peak_db),
-            "samplePeakDbfs": _r(sample_peak_db),
-            "clippedSamples": clipped,
-            "oversampling": truepeak.oversampling_factor(sample_rate),
-        },
-        "dynamics": {
-            "rmsDbfs": _r(rms_db),
-            "crestFactorDb": _r(dynamics.difference(sample_peak_db, rms_db)),
-            "plrDb": _r(plr),
-            "psrDb": _r(psr),
-        },
-        "stereo": None
-        if image is None
-        else {
-            "correlation": _r(image.correlation, 3),
-            "widthPercent": _r(image.width_percent, 1),
-            "balanceDb": _r(image.balance_db),
-        },
-        "spectrum": {
-            "bands": [
-                {
-                    "name": band.name,
-                    "lowHz": band.low_hz,
-                    "highHz": band.high_hz,
-                    "energyDb": _r(dynamics.db(band.power)),
-                    "sharePercent": _r(band.share_percent),
-                }
-                for band in spec.bands
-            ],
-            "centroidHz": _r(spec.centroid_hz, 1),
-        },
-        "reasons": reasons,
+        "format": info.format,
+        "subtype": info.subtype,
+        "sampleRate": context.sample_rate,
+        "channels": context.channels,
+        "layout": channels.layout_name(context.positions),
+        "positions": list(context.positions),
+        "frames": frames,
+        "durationSeconds": round(frames / context.sample_rate, 3),
+        "lossy": context.lossy,
     }
 
 
-def _r(value: float | None, digits: int = 2) -> float | None:
-    """A JSON-safe rounded float: None stays None, and so does anything not finite."""
-    if value is None or not math.isfinite(value):
-        return None
-    return round(float(value), digits) + 0.0  # + 0.0: no negative zero
+def _blocks(chunks: Iterable[np.ndarray], context: Context, limits: Limits) -> Iterable[Block]:
+    """Channel-major float32 blocks, refusing NaN/inf and audio past the duration limit."""
+    start = 0
+    for chunk in chunks:
+        if chunk.ndim != 2 or chunk.shape[1] != context.channels:
+            raise AnalysisError("invalid_input", f"a block shaped {chunk.shape} in the stream")
+        if len(chunk) == 0:
+            continue
+        x = np.ascontiguousarray(chunk.T, dtype=np.float32)
+        top, bottom = float(x.max()), float(x.min())
+        if not (np.isfinite(top) and np.isfinite(bottom)):
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise AnalysisError("invalid_samples", f"{bad:,} samples are NaN or infinite")
+        yield Block(x, start)
+        start += x.shape[1]
+        limits.check_length(start, context.channels, context.sample_rate, so_far=True)
+
+
+def _feed(meters: list[Accumulator], blocks: Iterable[Block], workers: int | None) -> int:
+    """Give every block to every meter in order; returns the frame count."""
+    count = min(len(meters), os.cpu_count() or 1) if workers is None else workers
+    frames = 0
+    if count <= 1:
+        for block in blocks:
+            for meter in meters:
+                meter.add(block)
+            frames += block.frames
+        return frames
+    with ThreadPoolExecutor(count, thread_name_prefix="measure") as pool:
+        pending: list[Future[None]] = []
+        try:
+            for block in blocks:  # decoded here while the last block is measured
+                for future in pending:
+                    future.result()
+                pending = [pool.submit(meter.add, block) for meter in meters]
+                frames += block.frames
+        finally:
+            for future in pending:
+                future.result()
+    return frames

@@ -1,23 +1,40 @@
-"""Spectral balance: energy in seven bands and the spectral centroid.
+"""Spectral balance: energy in seven bands, the spectral centroid, a lossy file's bandwidth.
 
 A long-term average power spectrum from Hann-windowed frames of about 6 Hz
-resolution, laid end to end (no overlap: a long-term average needs no time
-resolution, and it halves the work). Powers are scaled so that they add up to
-the mean square of the signal, which makes band energies dBFS in the same sense
-as the RMS: a full-scale sine in a band gives -3.01 dB.
+resolution, laid end to end across blocks (no overlap: a long-term average needs
+no time resolution, and it halves the work). Powers are scaled so that they add
+up to the mean square of the signal, which makes band energies dBFS in the same
+sense as the RMS: a full-scale sine in a band gives -3.01 dB.
+
+Each group of frames is scaled by a power of two before its float32 FFT (exact,
+and neither a 1e19 float file overflows nor a 1e-30 one underflows), and the
+powers are summed in float64.
+
+A band the file cannot contain is not measured: one whose geometric centre lies
+above the Nyquist frequency or above a lossy encoder's low-pass. The low-pass is
+found in the spectrum itself: the lowest frequency above 2 kHz where the median
+level of the 2 kHz below is at least 40 dB over everything above (encoders drop
+every coefficient above their cut-off; music rolls off far more gently).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 
+from chalicelib.analysis import dynamics
 from chalicelib.analysis.bands import BANDS
+from chalicelib.analysis.blockwise import Block, Context, Result
 
 LOWEST_HZ, HIGHEST_HZ = BANDS[0][1], BANDS[-1][2]
 FRAMES_PER_FFT = 64  # frames transformed at once: bounds the temporary memory
+CLIFF_DB = 40.0
+CLIFF_GROUP_HZ = 100.0
+CLIFF_SPAN_HZ = 2000.0
+_SAFE_EXPONENT = 120  # 2**±120 and the scaled window stay finite float32
 
 
 def frame_length(sample_rate: int) -> int:
@@ -25,35 +42,126 @@ def frame_length(sample_rate: int) -> int:
     return 1 << max(4, int(np.ceil(np.log2(sample_rate / 6.0))))
 
 
-def power_spectrum(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frequencies, mean-square power per bin) of one channel (1-D, any stride);
-    the bins add up to the channel's mean square."""
-    size = frame_length(sample_rate)
-    n = len(x)
-    freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
-    if n < size:  # one zero-padded frame; a window on a handful of samples is noise
-        window = np.hanning(n + 2)[1:-1].astype(np.float32) if n >= 16 else np.ones(n, np.float32)
-        groups = [x[np.newaxis, :]]
-    else:
-        window = np.hanning(size + 2)[1:-1].astype(np.float32)
-        frames = x[: n // size * size].reshape(-1, size)  # a view: frames end to end
-        groups = [frames[i : i + FRAMES_PER_FFT] for i in range(0, len(frames), FRAMES_PER_FFT)]
-        if n % size:  # the tail, overlapping its neighbour
-            groups.append(x[np.newaxis, n - size :])
-    total = np.zeros(len(freqs))
-    count = 0
-    buffer = np.empty((len(groups[0]), len(window)), dtype=np.float32)
-    for group in groups:
-        windowed = np.multiply(group, window, out=buffer[: len(group)])
-        spectrum = scipy.fft.rfft(windowed, n=size, axis=1)
-        total += (spectrum.real**2 + spectrum.imag**2).sum(axis=0, dtype=np.float64)
-        count += len(group)
-    scale = np.full(len(freqs), 2.0)
-    scale[0] = 1.0
-    if size % 2 == 0:
-        scale[-1] = 1.0
-    power = total * scale / (size * float(np.sum(window.astype(np.float64) ** 2)) * count)
-    return freqs, power
+def _window(n: int) -> np.ndarray:
+    if n < 16:  # a window on a handful of samples is noise
+        return np.ones(n, dtype=np.float32)
+    return np.hanning(n + 2)[1:-1].astype(np.float32)
+
+
+class SpectrumMeter:
+    """Accumulates the power spectrum of every channel over frames laid end to end;
+    the samples after the last complete frame make one more frame with the ones
+    before them (the tail overlaps its neighbour)."""
+
+    def __init__(self, context: Context) -> None:
+        self._rate = context.sample_rate
+        self._size = frame_length(context.sample_rate)
+        self._window = _window(self._size)
+        self._context = context
+        self._total = np.zeros(self._size // 2 + 1)
+        self._count = 0  # frames summed, per channel
+        self._carry = np.zeros((context.channels, 0), dtype=np.float32)
+        self._last = np.zeros((context.channels, 0), dtype=np.float32)  # last `size` samples
+
+    def add(self, block: Block) -> None:
+        x, size = block.samples, self._size
+        self._last = (
+            x[:, -size:].copy()
+            if x.shape[1] >= size
+            else np.concatenate((self._last, x), axis=1)[:, -size:]
+        )
+        offset = 0
+        if self._carry.shape[1]:
+            need = size - self._carry.shape[1]
+            if x.shape[1] < need:
+                self._carry = np.concatenate((self._carry, x), axis=1)
+                return
+            self._frames(np.concatenate((self._carry, x[:, :need]), axis=1)[:, np.newaxis])
+            offset = need
+        full = (x.shape[1] - offset) // size
+        frames = x[:, offset : offset + full * size].reshape(x.shape[0], full, size)
+        for first in range(0, full, FRAMES_PER_FFT):
+            self._frames(frames[:, first : first + FRAMES_PER_FFT])
+        self._carry = x[:, offset + full * size :].copy()
+
+    def _frames(self, frames: np.ndarray, window: np.ndarray | None = None) -> None:
+        """Add the power of frames shaped (channels, count, n) to the total."""
+        window = self._window if window is None else window
+        self._count += frames.shape[1]
+        top = float(max(frames.max(), -frames.min()))
+        if top == 0.0:
+            return
+        exponent = math.frexp(top)[1]
+        wide = abs(exponent) > _SAFE_EXPONENT
+        dtype = np.float64 if wide else np.float32
+        scaled = frames.astype(dtype, copy=False) * (window.astype(dtype) * 2.0**-exponent)
+        spectrum = scipy.fft.rfft(scaled, n=self._size, axis=-1)
+        power = (spectrum.real**2 + spectrum.imag**2).sum(axis=(0, 1), dtype=np.float64)
+        self._total += power * 4.0**exponent
+
+    def power(self) -> tuple[np.ndarray, np.ndarray]:
+        """(frequencies, mean-square power per bin, averaged over the channels)."""
+        if self._count == 0 and self._carry.shape[1]:  # shorter than one frame
+            self._frames(self._carry[:, np.newaxis], _window(self._carry.shape[1]))
+            window = _window(self._carry.shape[1])
+        else:
+            if self._carry.shape[1]:
+                self._frames(self._last[:, np.newaxis])
+            window = self._window
+        self._carry = self._carry[:, :0]
+        freqs = np.fft.rfftfreq(self._size, 1.0 / self._rate)
+        scale = np.full(len(freqs), 2.0)
+        scale[0] = 1.0
+        scale[-1] = 1.0  # the size is even: the last bin is Nyquist's
+        norm = self._size * float(np.sum(window.astype(np.float64) ** 2))
+        norm *= max(self._count, 1) * self._context.channels
+        return freqs, self._total * scale / norm
+
+    def finish(self, result: Result) -> None:
+        freqs, power = self.power()
+        result.keep("spectrum.freqs", freqs)
+        result.keep("spectrum.power", power)
+        nyquist = self._rate / 2.0
+        limit, why = (
+            nyquist,
+            f"above the Nyquist frequency ({nyquist:g} Hz) of a {self._rate} Hz file",
+        )
+        if self._context.lossy:
+            cutoff = encoder_lowpass(freqs, power)
+            result.put(
+                "file.bandwidthHz",
+                cutoff,
+                digits=0,
+                reason="no encoder low-pass found in the spectrum (little high-frequency content)",
+            )
+            if cutoff is not None and cutoff < nyquist:
+                limit = cutoff
+                why = f"above the lossy encoder's low-pass ({cutoff / 1000:.1f} kHz)"
+        else:
+            result.put("file.bandwidthHz", nyquist, digits=0)
+        spec = measure_spectrum(freqs, power, limit)
+        bands = []
+        for band in spec.bands:
+            bands.append(
+                {
+                    "name": band.name,
+                    "lowHz": band.low_hz,
+                    "highHz": band.high_hz,
+                    "energyDb": _rounded(dynamics.db(band.power)),
+                    "sharePercent": _rounded(band.share_percent),
+                }
+            )
+            if band.power is None:
+                result.explain(f"spectrum.{band.name}", why + ": not measured, not scored")
+        result.put("spectrum.bands", bands, digits=None)
+        silence = "silence: no energy between 20 Hz and 20 kHz"
+        result.put("spectrum.centroidHz", spec.centroid_hz, digits=1, reason=silence)
+        if spec.centroid_hz is None:
+            result.explain("spectrum", silence)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2) + 0.0
 
 
 @dataclass(frozen=True)
@@ -61,8 +169,8 @@ class Band:
     name: str
     low_hz: float
     high_hz: float
-    power: float  # mean square of the band (0 for silence or above Nyquist)
-    share_percent: float | None  # of the 20 Hz - 20 kHz total; None for silence
+    power: float | None  # mean square of the band; None where the file cannot hold it
+    share_percent: float | None  # of the measured bands' total; None for silence
 
 
 @dataclass(frozen=True)
@@ -71,15 +179,54 @@ class Spectrum:
     centroid_hz: float | None
 
 
-def measure_spectrum(freqs: np.ndarray, power: np.ndarray) -> Spectrum:
-    """Band energies and centroid from a power spectrum (channels already averaged)."""
-    audible = (freqs >= LOWEST_HZ) & (freqs < HIGHEST_HZ)
-    total = float(power[audible].sum())
-    bands = []
+def measure_spectrum(freqs: np.ndarray, power: np.ndarray, limit_hz: float) -> Spectrum:
+    """Band energies and centroid from a power spectrum (channels already averaged).
+
+    Only frequencies below `limit_hz` (Nyquist, or a lossy encoder's low-pass)
+    count; a band whose geometric centre is above it is not measured (None).
+    """
+    top = min(limit_hz, HIGHEST_HZ)
+    powers: dict[str, float | None] = {}
     for name, low, high in BANDS:
-        inside = (freqs >= low) & (freqs < high)
-        band_power = float(power[inside].sum())
-        share = 100.0 * band_power / total if total > 0.0 else None
-        bands.append(Band(name, low, high, band_power, share))
-    centroid = float((freqs[audible] * power[audible]).sum() / total) if total > 0.0 else None
+        inside = (freqs >= low) & (freqs < min(high, top))
+        powers[name] = float(power[inside].sum()) if math.sqrt(low * high) <= top else None
+    total = sum(p for p in powers.values() if p is not None)
+    bands = [
+        Band(
+            name,
+            low,
+            high,
+            powers[name],
+            None if powers[name] is None or total <= 0.0 else 100.0 * powers[name] / total,
+        )
+        for name, low, high in BANDS
+    ]
+    audible = (freqs >= LOWEST_HZ) & (freqs < top)
+    weight = float(power[audible].sum())
+    centroid = float((freqs[audible] * power[audible]).sum() / weight) if weight > 0.0 else None
     return Spectrum(bands, centroid)
+
+
+def encoder_lowpass(freqs: np.ndarray, power: np.ndarray) -> float | None:
+    """The cut-off of a lossy encoder's low-pass in a power spectrum, in Hz, or None.
+
+    In groups of about 100 Hz: the lowest group edge above 2 kHz where the median
+    level of the 2 kHz below is CLIFF_DB over the loudest group above.
+    """
+    step = float(freqs[1] - freqs[0])
+    group = max(1, round(CLIFF_GROUP_HZ / step))
+    count = len(power) // group
+    span = max(1, round(CLIFF_SPAN_HZ / (group * step)))
+    if count <= span + 1:
+        return None
+    grouped = power[: count * group].reshape(count, group).sum(axis=1)
+    floor = max(float(grouped.max()), 1e-300) * 1e-20
+    level = 10.0 * np.log10(grouped + floor)
+    above = np.maximum.accumulate(level[::-1])[::-1]  # loudest group at or above each edge
+    below = np.median(np.lib.stride_tricks.sliding_window_view(level[:-1], span), axis=1)
+    edges = np.arange(span, count)  # group edge j: below = groups j-span .. j-1
+    cliff = (below - above[edges] >= CLIFF_DB) & (edges * group * step >= CLIFF_SPAN_HZ)
+    found = np.flatnonzero(cliff)
+    if len(found) == 0:
+        return None
+    return float(round(edges[found[0]] * group * step, -1))

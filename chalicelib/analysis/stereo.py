@@ -1,11 +1,11 @@
 """Stereo image of the front pair: correlation, width and left/right balance.
 
-From three sums over the whole track: LL, RR and LR. Correlation is the
-normalised cross product (+1 mono, 0 unrelated, -1 out of phase). Width is the
-side energy as a share of the total, scaled so that mono is 0 %, unrelated
-channels 100 % and fully out-of-phase 200 % (it equals 100 * (1 - correlation)
-when both sides are equally loud). Balance is the left/right energy ratio in dB,
-positive when the left is louder.
+From three sums over the whole track, accumulated block by block in float64:
+LL, RR and LR. Correlation is the normalised cross product (+1 mono, 0
+unrelated, -1 out of phase). Width is the side energy as a share of the total,
+scaled so that mono is 0 %, unrelated channels 100 % and fully out-of-phase
+200 % (it equals 100 * (1 - correlation) when both sides are equally loud).
+Balance is the left/right energy ratio in dB, positive when the left is louder.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chalicelib.analysis.arrays import dot
+from chalicelib.analysis import channels
+from chalicelib.analysis.blockwise import Block, Context, Result
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,8 @@ class Stereo:
     balance_db: float | None
 
 
-def measure_stereo(left: np.ndarray, right: np.ndarray) -> Stereo:
-    ll, rr, lr = dot(left, left), dot(right, right), dot(left, right)
+def stereo_image(ll: float, rr: float, lr: float) -> Stereo:
+    """The image from the sums of L*L, R*R and L*R."""
     both = ll + rr
     correlation = lr / math.sqrt(ll * rr) if ll > 0.0 and rr > 0.0 else None
     width = 100.0 * (both - 2.0 * lr) / both if both > 0.0 else None
@@ -36,3 +37,27 @@ def measure_stereo(left: np.ndarray, right: np.ndarray) -> Stereo:
     if width is not None:
         width = max(0.0, min(200.0, width))
     return Stereo(correlation, width, balance)
+
+
+class StereoMeter:
+    """Accumulates LL, RR and LR of the front pair (FL/FR, else the first two)."""
+
+    def __init__(self, context: Context) -> None:
+        self._pair = channels.front_pair(context.positions)
+        self._gram = np.zeros((2, 2))
+
+    def add(self, block: Block) -> None:
+        if self._pair is not None:
+            pair = block.wide[list(self._pair)]
+            self._gram += pair @ pair.T
+
+    def finish(self, result: Result) -> None:
+        if self._pair is None:
+            result.put("stereo", None, reason="mono: a single channel has no stereo image")
+            return
+        image = stereo_image(self._gram[0, 0], self._gram[1, 1], self._gram[0, 1])
+        one_silent = "a channel of the front pair is silent"
+        result.put("stereo.correlation", image.correlation, digits=3, reason=one_silent)
+        both_silent = "silence: both channels of the front pair are zero"
+        result.put("stereo.widthPercent", image.width_percent, digits=1, reason=both_silent)
+        result.put("stereo.balanceDb", image.balance_db, reason=one_silent)

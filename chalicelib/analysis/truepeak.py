@@ -1,4 +1,4 @@
-"""True peak per ITU-R BS.1770-4 Annex 2: the peak of the signal oversampled.
+"""Sample peak, true peak and clipped samples, block by block (BS.1770-4 Annex 2).
 
 Oversampling is 4x below 96 kHz, 2x below 192 kHz and none above, as Annex 2
 allows. The interpolator is a Kaiser-windowed sinc that passes every original
@@ -8,10 +8,16 @@ phases need computing. 12 taps per phase, beta 6: at most 0.02 dB over-read for
 tones up to 0.45 fs; the under-read is the sampling one of Annex 2, Attachment 1
 (at most 0.55 dB at 0.45 fs for 4x).
 
+Across blocks the interpolator's 11 samples of context are carried over. At the
+file's edges the signal is continued by its mirror image (x[-k] = x[k]), not by
+zeros or a held value: a waveform that starts or ends on its crest (a cosine) is
+continued as itself, so no overshoot is read that the file does not contain.
+Only instants between two real samples count.
+
 Most of a track cannot hold the peak: an interpolated value is at most
 `overshoot` (the largest sum of absolute taps of a phase) times the largest
-nearby sample. Blocks are visited loudest first and skipped once that bound is
-below the running maximum; the answer is the same as oversampling everything.
+nearby sample. Within a block, runs of sub-blocks are visited loudest first and
+skipped once that bound is below the running maximum.
 """
 
 from __future__ import annotations
@@ -20,10 +26,16 @@ from functools import cache
 
 import numpy as np
 
+from chalicelib.analysis import dynamics
+from chalicelib.analysis.blockwise import Block, Context, Result, blocks_of
+
 TAPS_PER_PHASE = 12
 KAISER_BETA = 6.0
-BLOCK = 2048  # samples per candidate block
-BATCH = 8  # blocks per matrix product: 16 k samples, 768 kB stacked, fits in L2
+BLOCK = 2048  # samples per candidate sub-block
+BATCH = 8  # sub-blocks per matrix product: 16 k samples, 768 kB stacked, fits in L2
+LEFT = TAPS_PER_PHASE // 2 - 1  # samples before an instant the interpolator reads
+RIGHT = TAPS_PER_PHASE // 2  # ... and after
+CONTEXT = LEFT + RIGHT
 
 
 def oversampling_factor(sample_rate: int) -> int:
@@ -60,41 +72,107 @@ def overshoot(factor: int) -> float:
     return float(np.abs(interpolator(factor)).sum(axis=1).max())
 
 
-def block_peaks(x: np.ndarray) -> np.ndarray:
-    """Largest |sample| of each BLOCK of a 1-D channel (last block may be short)."""
-    n = len(x)
-    full = n // BLOCK
-    peaks = np.empty(full + (n % BLOCK > 0), dtype=np.float32)
-    if full:
-        blocks = x[: full * BLOCK].reshape(full, BLOCK)
-        np.maximum(blocks.max(axis=1), -blocks.min(axis=1), out=peaks[:full])
-    if n % BLOCK:
-        tail = x[full * BLOCK :]
-        peaks[full] = max(float(tail.max()), -float(tail.min()))
-    return peaks
+class PeakMeter:
+    """Accumulates the sample peak, true peak, clipped and (lossy) overshoot samples.
 
-
-def true_peak(x: np.ndarray, sample_rate: int, peaks: np.ndarray, floor: float = 0.0) -> float:
-    """Linear true peak of one channel (1-D float32), given its block_peaks().
-
-    `floor` is a level already known to be reached (another channel's true peak):
-    blocks that cannot exceed it are skipped. Returns max(floor, this channel's).
+    On a lossy source, samples past full scale are the codec's overshoot (its
+    reconstruction of a master that peaked near 0 dBFS), not clipping in the
+    master: they are counted apart, as `overshootSamples`.
     """
-    factor = oversampling_factor(sample_rate)
-    best = max(floor, float(peaks.max()) if len(peaks) else 0.0)
-    if factor == 1 or len(peaks) == 0:
-        return best
-    phases = interpolator(factor)
-    # An interpolated value in block b depends on samples of blocks b-1 .. b+1.
-    nearby = peaks.copy()
-    nearby[1:] = np.maximum(nearby[1:], peaks[:-1])
-    nearby[:-1] = np.maximum(nearby[:-1], peaks[1:])
-    bound = nearby * overshoot(factor)
-    for first, last, run_bound in _runs(bound, best):
-        if run_bound <= best:
-            break
-        best = max(best, _interpolated_max(x, first * BLOCK, last * BLOCK, phases))
-    return best
+
+    def __init__(self, context: Context) -> None:
+        self._factor = oversampling_factor(context.sample_rate)
+        self._phases = interpolator(self._factor) if self._factor > 1 else None
+        self._bound = overshoot(self._factor)
+        self._level = context.full_scale
+        self._lossy = context.lossy
+        self.sample_peak = 0.0
+        self.true_peak = 0.0
+        self._clipped = 0
+        self._overshoot = 0
+        self._history: np.ndarray | None = None  # the last CONTEXT samples, once started
+        self._pending: list[np.ndarray] = []  # the first samples, until there are enough
+
+    def add(self, block: Block) -> None:
+        x = block.samples
+        if self._history is not None:
+            ext = np.concatenate((self._history, x), axis=1)
+            peaks = _sub_block_peaks(ext)
+            self._count(x, peaks)
+        else:  # the first samples: counted now, oversampled once there are enough
+            self._count(x, _sub_block_peaks(x))
+            if self._phases is None:
+                return
+            self._pending.append(x)
+            if sum(p.shape[1] for p in self._pending) <= RIGHT:
+                return
+            x = np.concatenate(self._pending, axis=1)
+            self._pending = []
+            ext = np.concatenate((x[:, LEFT:0:-1], x), axis=1)  # mirrored before the start
+            peaks = _sub_block_peaks(ext)
+        self._oversample(ext, peaks)
+        self._history = ext[:, -CONTEXT:]
+
+    def _count(self, x: np.ndarray, peaks: np.ndarray) -> None:
+        top = float(peaks.max()) if peaks.size else 0.0
+        self.sample_peak = max(self.sample_peak, top)
+        self.true_peak = max(self.true_peak, self.sample_peak)
+        if top < self._level:
+            return
+        magnitude = np.abs(x)
+        if self._lossy:
+            over = int(np.count_nonzero(magnitude > 1.0))
+            self._overshoot += over
+            self._clipped += int(np.count_nonzero(magnitude >= self._level)) - over
+        else:
+            self._clipped += int(np.count_nonzero(magnitude >= self._level))
+
+    def _oversample(self, ext: np.ndarray, peaks: np.ndarray) -> None:
+        """True peak at the instants ext[LEFT:-RIGHT] precede, loudest runs first."""
+        assert self._phases is not None
+        instants = ext.shape[1] - CONTEXT
+        # Instants of sub-block g read ext[g*BLOCK : (g+1)*BLOCK + CONTEXT].
+        nearby = peaks.copy()
+        nearby[:, :-1] = np.maximum(peaks[:, :-1], peaks[:, 1:])
+        bound = nearby * self._bound
+        for c in np.argsort(-peaks.max(axis=1)):
+            for first, last, run_bound in _runs(bound[c], self.true_peak):
+                if run_bound <= self.true_peak:
+                    break
+                lo, hi = first * BLOCK, min(last * BLOCK, instants)
+                if hi > lo:
+                    value = _interpolated_max(ext[c, lo : hi + CONTEXT], self._phases)
+                    self.true_peak = max(self.true_peak, value)
+
+    def finish(self, result: Result) -> None:
+        self._close()
+        true_peak_db = dynamics.amplitude_db(self.true_peak)
+        sample_peak_db = dynamics.amplitude_db(self.sample_peak)
+        silence = "silence: every sample is zero"
+        result.put("peaks.truePeakDbtp", true_peak_db, reason=silence)
+        result.put("peaks.samplePeakDbfs", sample_peak_db, reason=silence)
+        result.put("peaks.clippedSamples", self._clipped)
+        result.put("peaks.overshootSamples", self._overshoot)
+        result.put("peaks.oversampling", self._factor)
+
+    def _close(self) -> None:
+        """The instants before the last samples, the mirror image after them."""
+        if self._phases is None:
+            return
+        if self._history is None:  # fewer than RIGHT + 1 samples in all
+            if not self._pending:
+                return
+            x = np.concatenate(self._pending, axis=1)
+            self._pending = []
+            if x.shape[1] < 2:
+                return
+            ext = np.pad(x, ((0, 0), (LEFT, RIGHT)), mode="reflect")
+        else:
+            ext = np.concatenate((self._history, self._history[:, -2 : -RIGHT - 2 : -1]), axis=1)
+        for c in range(ext.shape[0]):  # the segment's instants end before the last sample
+            value = _interpolated_max(ext[c, : ext.shape[1] - 1], self._phases)
+            self.true_peak = max(self.true_peak, value)
+        self._history = None
 
 
 def _runs(bound: np.ndarray, level: float) -> list[tuple[int, int, float]]:
@@ -113,29 +191,43 @@ def _runs(bound: np.ndarray, level: float) -> list[tuple[int, int, float]]:
     return runs
 
 
-def _interpolated_max(x: np.ndarray, lo: int, hi: int, phases: np.ndarray) -> float:
-    """Largest |value| at the in-between instants after samples lo .. hi-1.
+def _interpolated_max(segment: np.ndarray, phases: np.ndarray) -> float:
+    """Largest |value| at the in-between instants of segment[LEFT:-RIGHT] (1-D).
 
-    Only instants between two real samples count: the file's first and last
-    samples are held beyond its ends rather than stepping to zero, so a track
-    that starts or stops at a high level shows no overshoot that is not in it.
     The taps are stacked as rows so one small matrix product computes every
     phase at once.
     """
-    n = len(x)
-    hi = min(hi, n - 1)
-    if hi <= lo:
+    width = len(segment) - CONTEXT
+    if width <= 0:
         return 0.0
-    half = TAPS_PER_PHASE // 2
-    start, stop = lo - (half - 1), hi + half
-    if start < 0 or stop > n:
-        inside = x[max(start, 0) : min(stop, n)]
-        segment = np.pad(inside, (max(-start, 0), max(stop - n, 0)), mode="edge")
-    else:
-        segment = np.ascontiguousarray(x[start:stop])  # one strided copy, not twelve
-    width = hi - lo
     stacked = np.empty((TAPS_PER_PHASE, width), dtype=np.float32)
     for k in range(TAPS_PER_PHASE):
         stacked[k] = segment[k : k + width]
     values = phases @ stacked
     return float(max(values.max(), -values.min()))
+
+
+def _sub_block_peaks(x: np.ndarray) -> np.ndarray:
+    """Largest |sample| of each BLOCK of each channel of x (channels, n); the last
+    sub-block may be short."""
+    channels, n = x.shape
+    full = n // BLOCK
+    peaks = np.empty((channels, full + (n % BLOCK > 0)), dtype=np.float32)
+    if full:
+        blocks = x[:, : full * BLOCK].reshape(channels, full, BLOCK)
+        np.maximum(blocks.max(axis=2), -blocks.min(axis=2), out=peaks[:, :full])
+    if n % BLOCK:
+        tail = x[:, full * BLOCK :]
+        peaks[:, full] = np.maximum(tail.max(axis=1), -tail.min(axis=1))
+    return peaks
+
+
+def true_peak_of(samples: np.ndarray, sample_rate: int) -> float:
+    """Linear true peak of float samples shaped (frames, channels), fed block by block."""
+    x = np.asarray(samples, dtype=np.float32)
+    x = x[:, np.newaxis] if x.ndim == 1 else x
+    meter = PeakMeter(Context(sample_rate, x.shape[1], ("C",) * x.shape[1]))
+    for block in blocks_of(x):
+        meter.add(block)
+    meter._close()
+    return meter.true_peak
