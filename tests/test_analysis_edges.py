@@ -222,11 +222,7 @@ def test_skipping_blocks_gives_the_same_true_peak_as_oversampling_everything() -
     phases = truepeak.interpolator(4)
     for seed in range(3):
         channel = music_like(6.0, 44100, channels=1, seed=seed)[:, 0]
-        mirrored = np.pad(channel, (truepeak.LEFT, truepeak.RIGHT), mode="reflect")
-        everything = max(
-            float(np.abs(channel).max()),
-            truepeak._interpolated_max(mirrored[:-1], phases),
-        )
+        everything = max(float(np.abs(channel).max()), truepeak._interpolated_max(channel, phases))
         assert truepeak.true_peak_of(channel, 44100) == pytest.approx(everything, rel=1e-6)
 
 

@@ -138,6 +138,9 @@ def compare(
             item = {"metric": metric, "severity": outcome.severity, "message": message}
             suggestions.append((item, (rank, impact)))
     suggestions.sort(key=lambda pair: (-pair[1][0], -pair[1][1]))
+    advice = lossy_source_advice(result)
+    if advice is not None:  # about the file, not the mix: after the mix's own advice
+        suggestions.append((advice, (0, 0.0)))
     block: dict[str, Any] = {
         "mode": mode,
         "target": spec.name,
@@ -151,6 +154,34 @@ def compare(
         block["score"] = None
         block["reason"] = "no integrated loudness (silence or shorter than 400 ms): not scored"
     return block
+
+
+def lossy_source_advice(result: dict[str, Any]) -> dict[str, Any] | None:
+    """For a lossy file: what it cannot show, and to upload the lossless master instead.
+
+    A lossy encoder removes what is above its low-pass and adds overshoot past
+    full scale; neither is a fault of the mix, so neither is scored.
+    """
+    file = result.get("file")
+    if not isinstance(file, dict) or not file.get("lossy"):
+        return None
+    name = file.get("subtype") or file.get("format") or "lossy"
+    bandwidth = file.get("bandwidthHz")
+    ends = (
+        f"its bandwidth ends at {bandwidth / 1000:.1f} kHz (the encoder's low-pass), "
+        "so the bands above are not scored, and "
+        if isinstance(bandwidth, int | float) and bandwidth < file.get("sampleRate", 0) / 2
+        else ""
+    )
+    return {
+        "metric": "file",
+        "severity": "attention",
+        "message": (
+            f"This is a lossy file ({name}): {ends}samples past full scale are the codec's "
+            "overshoot, not clipping. Upload the lossless master (WAV, FLAC or AIFF) to "
+            "measure the mix itself."
+        ),
+    }
 
 
 def check_reference(reference: Any) -> None:

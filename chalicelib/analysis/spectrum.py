@@ -132,7 +132,7 @@ class SpectrumMeter:
                 "file.bandwidthHz",
                 cutoff,
                 digits=0,
-                reason="no encoder low-pass found in the spectrum (little high-frequency content)",
+                reason="too little high-frequency content to find the encoder's low-pass",
             )
             if cutoff is not None and cutoff < nyquist:
                 limit = cutoff
@@ -211,7 +211,9 @@ def encoder_lowpass(freqs: np.ndarray, power: np.ndarray) -> float | None:
     """The cut-off of a lossy encoder's low-pass in a power spectrum, in Hz, or None.
 
     In groups of about 100 Hz: the lowest group edge above 2 kHz where the median
-    level of the 2 kHz below is CLIFF_DB over the loudest group above.
+    level of the 2 kHz below is CLIFF_DB over the loudest group above. Without
+    such a cliff: Nyquist if the top 2 kHz hold content (within CLIFF_DB of the
+    median level), else None (too little high-frequency content to tell).
     """
     step = float(freqs[1] - freqs[0])
     group = max(1, round(CLIFF_GROUP_HZ / step))
@@ -227,6 +229,8 @@ def encoder_lowpass(freqs: np.ndarray, power: np.ndarray) -> float | None:
     edges = np.arange(span, count)  # group edge j: below = groups j-span .. j-1
     cliff = (below - above[edges] >= CLIFF_DB) & (edges * group * step >= CLIFF_SPAN_HZ)
     found = np.flatnonzero(cliff)
-    if len(found) == 0:
-        return None
-    return float(round(edges[found[0]] * group * step, -1))
+    if len(found):
+        return float(round(edges[found[0]] * group * step, -1))
+    if above[count - span] >= float(np.median(level)) - CLIFF_DB:
+        return float(freqs[-1])  # content up to Nyquist: no low-pass below it
+    return None

@@ -9,10 +9,11 @@ tones up to 0.45 fs; the under-read is the sampling one of Annex 2, Attachment 1
 (at most 0.55 dB at 0.45 fs for 4x).
 
 Across blocks the interpolator's 11 samples of context are carried over. At the
-file's edges the signal is continued by its mirror image (x[-k] = x[k]), not by
-zeros or a held value: a waveform that starts or ends on its crest (a cosine) is
-continued as itself, so no overshoot is read that the file does not contain.
-Only instants between two real samples count.
+file's edges nothing is invented: an instant counts only when all 12 samples
+the interpolator reads are in the file, so the first 5 and last 6 intervals
+(0.1 ms at 48 kHz) read their samples only. Padding invents a waveform: zeros
+or a held value put a step into a file that starts on its crest (a -1.00 dBFS
+cosine read -0.66 dBTP), a mirror image a kink into one that ends mid-slope.
 
 Most of a track cannot hold the peak: an interpolated value is at most
 `overshoot` (the largest sum of absolute taps of a phase) times the largest
@@ -90,28 +91,18 @@ class PeakMeter:
         self.true_peak = 0.0
         self._clipped = 0
         self._overshoot = 0
-        self._history: np.ndarray | None = None  # the last CONTEXT samples, once started
-        self._pending: list[np.ndarray] = []  # the first samples, until there are enough
+        self._history: np.ndarray | None = None  # the last CONTEXT samples (all, if fewer)
 
     def add(self, block: Block) -> None:
         x = block.samples
-        if self._history is not None:
-            ext = np.concatenate((self._history, x), axis=1)
-            peaks = _sub_block_peaks(ext)
-            self._count(x, peaks)
-        else:  # the first samples: counted now, oversampled once there are enough
+        if self._phases is None:
             self._count(x, _sub_block_peaks(x))
-            if self._phases is None:
-                return
-            self._pending.append(x)
-            if sum(p.shape[1] for p in self._pending) <= RIGHT:
-                return
-            x = np.concatenate(self._pending, axis=1)
-            self._pending = []
-            ext = np.concatenate((x[:, LEFT:0:-1], x), axis=1)  # mirrored before the start
-            peaks = _sub_block_peaks(ext)
+            return
+        ext = x if self._history is None else np.concatenate((self._history, x), axis=1)
+        peaks = _sub_block_peaks(ext)
+        self._count(x, peaks)
         self._oversample(ext, peaks)
-        self._history = ext[:, -CONTEXT:]
+        self._history = ext[:, -CONTEXT:].copy()
 
     def _count(self, x: np.ndarray, peaks: np.ndarray) -> None:
         top = float(peaks.max()) if peaks.size else 0.0
@@ -128,7 +119,7 @@ class PeakMeter:
             self._clipped += int(np.count_nonzero(magnitude >= self._level))
 
     def _oversample(self, ext: np.ndarray, peaks: np.ndarray) -> None:
-        """True peak at the instants ext[LEFT:-RIGHT] precede, loudest runs first."""
+        """True peak at the instants after ext[LEFT:-RIGHT], loudest runs first."""
         assert self._phases is not None
         instants = ext.shape[1] - CONTEXT
         # Instants of sub-block g read ext[g*BLOCK : (g+1)*BLOCK + CONTEXT].
@@ -145,7 +136,6 @@ class PeakMeter:
                     self.true_peak = max(self.true_peak, value)
 
     def finish(self, result: Result) -> None:
-        self._close()
         true_peak_db = dynamics.amplitude_db(self.true_peak)
         sample_peak_db = dynamics.amplitude_db(self.sample_peak)
         silence = "silence: every sample is zero"
@@ -154,25 +144,6 @@ class PeakMeter:
         result.put("peaks.clippedSamples", self._clipped)
         result.put("peaks.overshootSamples", self._overshoot)
         result.put("peaks.oversampling", self._factor)
-
-    def _close(self) -> None:
-        """The instants before the last samples, the mirror image after them."""
-        if self._phases is None:
-            return
-        if self._history is None:  # fewer than RIGHT + 1 samples in all
-            if not self._pending:
-                return
-            x = np.concatenate(self._pending, axis=1)
-            self._pending = []
-            if x.shape[1] < 2:
-                return
-            ext = np.pad(x, ((0, 0), (LEFT, RIGHT)), mode="reflect")
-        else:
-            ext = np.concatenate((self._history, self._history[:, -2 : -RIGHT - 2 : -1]), axis=1)
-        for c in range(ext.shape[0]):  # the segment's instants end before the last sample
-            value = _interpolated_max(ext[c, : ext.shape[1] - 1], self._phases)
-            self.true_peak = max(self.true_peak, value)
-        self._history = None
 
 
 def _runs(bound: np.ndarray, level: float) -> list[tuple[int, int, float]]:
@@ -229,5 +200,4 @@ def true_peak_of(samples: np.ndarray, sample_rate: int) -> float:
     meter = PeakMeter(Context(sample_rate, x.shape[1], ("C",) * x.shape[1]))
     for block in blocks_of(x):
         meter.add(block)
-    meter._close()
     return meter.true_peak
