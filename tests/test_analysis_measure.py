@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chalicelib.analysis import analyze, channels, truepeak
+from chalicelib.analysis import analyze, channels, ffmpeg, truepeak
 from chalicelib.analysis.blockwise import Context, Result
 from chalicelib.analysis.decode import AudioInfo
 from chalicelib.analysis.loudness import loudness_of
@@ -34,7 +34,7 @@ class _Stream:
             subtype=info.get("subtype", "FLOAT"),
             sample_rate=rate,
             channels=count,
-            positions=info.get("positions", channels.default_positions(count)),
+            positions=info.get("positions", ffmpeg.positions(0, count)),
             lossy=info.get("lossy", False),
             frames_estimate=len(samples),
         )
