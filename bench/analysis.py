@@ -1,35 +1,38 @@
-"""How fast and how lean the analysis is, next to ffmpeg and pyloudnorm, in one run.
+"""How fast and how lean the analysis is, next to ffmpeg, in one run.
 
 Synthesises a 3-minute stereo 48 kHz track (the music-like signal of the tests,
 written as 24-bit WAV) and prints, side by side:
 
-- analyze_file(): the full analysis (decode, loudness, LRA, true peak, dynamics,
-  stereo, spectrum, score), warm, best of 3;
+- the full analysis (decode through the ffmpeg child, loudness, LRA, true peak,
+  dynamics, stereo, spectrum, score) as analyze_file() runs it, warm, best of 3:
+  on one core (this process and its decoder pinned to one CPU, meters in the
+  calling thread) and on all cores (meters in threads);
 - ffmpeg -af ebur128=peak=true on the same file (integrated, LRA and true peak),
-  best of 3: the usual command-line reference;
-- pyloudnorm's integrated loudness alone (on the decoded array), best of 3;
-- the peak RSS of a fresh process that imports the engine and runs analyze_file()
-  once, and of one that only imports it (the baseline).
+  best of 3: the usual command-line reference, and the ratio to it;
+- the peak RSS of a fresh process that runs analyze_file() once (and of one that
+  only imports the engine: the baseline), with its decoder child's.
 
 Two tracks: "dynamic" (sections, transients) and "limited" (driven into a soft
 clipper so nearly every block sits near the peak: the true-peak pruning's worst
-case). --minutes changes the length; --max-samples analyses a track of exactly
-the SOUNDCHECK_MAX_SAMPLES default (20 minutes of stereo 48 kHz) for memory.
+case). --minutes changes the length; --hours H also writes an H-hour stereo
+44.1 kHz 16-bit WAV (1.27 GB for 2 h) and measures the peak RSS of analysing it.
 Prints numbers; asserts nothing.
 
-    python bench/analysis.py [--minutes 3] [--max-samples]
+    python -P bench/analysis.py [--minutes 3] [--hours 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,21 +41,24 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 
-from chalicelib.analysis import analyze_file  # noqa: E402
+from chalicelib.analysis.compare import compare  # noqa: E402
+from chalicelib.analysis.decode import open_audio  # noqa: E402
+from chalicelib.analysis.measure import measure_stream  # noqa: E402
 from tests.music import music_like  # noqa: E402
 
 RATE = 48000
 # VmHWM, not ru_maxrss: ru_maxrss keeps the high-water mark of the forked copy of
 # this (large) bench process from before exec.
 RSS_SCRIPT = """
-import re, sys
+import re, resource, sys
 from chalicelib.analysis import analyze_file
 if sys.argv[1] != "-":
     analyze_file(sys.argv[1])
 else:
-    import numpy, scipy.signal, soundfile  # what analyze_file loads
+    import numpy, scipy.signal  # what analyze_file loads
 status = open("/proc/self/status").read()
-print(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1), child)
 """
 
 
@@ -65,8 +71,27 @@ def best_of(runs: int, action: Callable[[], object]) -> float:
     return best
 
 
-def track(kind: str, minutes: float) -> np.ndarray:
-    samples = music_like(minutes * 60.0, RATE, seed=1)
+@contextmanager
+def cores(count: int | None) -> Iterator[None]:
+    """Pin this process (and the decoder children it starts) to `count` CPUs."""
+    every = os.sched_getaffinity(0)
+    if count is not None:
+        os.sched_setaffinity(0, set(sorted(every)[:count]))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, every)
+
+
+def analyse(path: Path, workers: int | None) -> dict:
+    with open_audio(path) as stream:
+        result = measure_stream(stream, workers=workers)
+    result["comparison"] = compare(result, None, None)
+    return result
+
+
+def track(kind: str, minutes: float, rate: int = RATE, seed: int = 1) -> np.ndarray:
+    samples = music_like(minutes * 60.0, rate, seed=seed)
     if kind == "limited":
         samples = np.tanh(samples * 6.0) * 0.89  # loud, every block near the ceiling
     return samples.astype(np.float32)
@@ -95,73 +120,68 @@ def ffmpeg_ebur128(path: Path) -> tuple[float, str]:
     return seconds, "  ".join(f"{k} {m.group(1)}" for k, m in found.items() if m)
 
 
-def peak_rss_mb(path: Path | None) -> float:
+def peak_rss_mb(path: Path | None) -> tuple[float, float]:
+    """(this process's, its decoder child's) peak RSS in MB for analysing `path`."""
     out = subprocess.run(
-        [sys.executable, "-c", RSS_SCRIPT, str(path) if path else "-"],
+        [sys.executable, "-P", "-c", RSS_SCRIPT, str(path) if path else "-"],
         capture_output=True, text=True, check=True, cwd=ROOT,
     )  # fmt: skip
-    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+    own, child = out.stdout.strip().splitlines()[-1].split()
+    return int(own) / 1024.0, int(child) / 1024.0
 
 
 def bench_track(kind: str, minutes: float, folder: Path) -> None:
     samples = track(kind, minutes)
     path = folder / f"{kind}.wav"
     soundfile.write(path, samples, RATE, subtype="PCM_24")
-    decoded = soundfile.read(path, dtype="float32")[0]
     del samples
-
-    analyze_file(path)  # warm: imports, caches, page cache
-    ours = best_of(3, lambda: analyze_file(path))
-    result = analyze_file(path)
-    loud, peaks = result["loudness"], result["peaks"]
     print(f"\n{kind} track: {minutes:g} min stereo {RATE} Hz, 24-bit WAV")
-    numbers = f"I {loud['integratedLufs']}  LRA {loud['rangeLu']}  TP {peaks['truePeakDbtp']}"
-    print(f"  analyze_file (full, warm, best of 3)  {ours:7.3f} s   {numbers}")
-
-    if shutil.which("ffmpeg"):
-        seconds, summary = ffmpeg_ebur128(path)
-        print(f"  ffmpeg ebur128=peak=true (best of 3)  {seconds:7.3f} s   {summary}")
-        print(f"  -> analyze_file is {seconds / ours:.1f}x faster than ffmpeg")
+    analyse(path, None)  # warm: imports, caches, page cache
+    ffmpeg_seconds, summary = ffmpeg_ebur128(path) if shutil.which("ffmpeg") else (0.0, "")
+    for label, count, workers in (("one core", 1, 1), ("all cores", None, None)):
+        with cores(count):
+            ours = best_of(3, lambda w=workers: analyse(path, w))
+        result = analyse(path, None)
+        loud, peaks = result["loudness"], result["peaks"]
+        numbers = f"I {loud['integratedLufs']}  LRA {loud['rangeLu']}  TP {peaks['truePeakDbtp']}"
+        ratio = f"  {ffmpeg_seconds / ours:4.1f}x ffmpeg" if ffmpeg_seconds else ""
+        print(f"  analysis, {label:<9} (best of 3)  {ours:7.3f} s{ratio}   {numbers}")
+    if ffmpeg_seconds:
+        print(f"  ffmpeg ebur128=peak=true (best of 3)  {ffmpeg_seconds:7.3f} s   {summary}")
     else:
-        print("  ffmpeg: not installed (make bench-analysis installs it from Debian)")
+        print("  ffmpeg: not installed (apt-get install ffmpeg)")
+    own, child = peak_rss_mb(path)
+    print(f"  peak RSS, fresh process running analyze_file: {own:6.1f} MB (decoder {child:.1f} MB)")
 
-    try:
-        import pyloudnorm
 
-        meter = pyloudnorm.Meter(RATE, filter_class="DeMan")
-        data = decoded.astype(np.float64)
-        value = 0.0
-
-        def integrated() -> None:
-            nonlocal value
-            value = meter.integrated_loudness(data)
-
-        seconds = best_of(3, integrated)
-        print(f"  pyloudnorm integrated only (best of 3) {seconds:7.3f} s   I {value:.2f}")
-    except ImportError:
-        print("  pyloudnorm: not installed")
-
-    print(f"  peak RSS, fresh process running analyze_file: {peak_rss_mb(path):6.1f} MB "
-          f"(decoded audio {decoded.nbytes / 2**20:.0f} MB)")  # fmt: skip
+def write_long_wav(path: Path, hours: float, rate: int = 44100) -> None:
+    """An H-hour stereo 16-bit WAV written a minute at a time (never all in memory)."""
+    with soundfile.SoundFile(path, "w", rate, 2, subtype="PCM_16") as out:
+        for minute in range(round(hours * 60)):
+            out.write(track("dynamic", 1.0, rate, seed=minute % 7))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=3.0)
-    parser.add_argument("--max-samples", action="store_true",
-                        help="also measure memory on a 20-minute stereo 48 kHz track")  # fmt: skip
+    parser.add_argument("--hours", type=float, default=0.0,
+                        help="also measure memory on an H-hour stereo 44.1 kHz WAV")  # fmt: skip
     args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="soundcheck-bench-") as folder:
-        print(f"baseline RSS (python + numpy/scipy/soundfile imported): {peak_rss_mb(None):.1f} MB")
+        own, _ = peak_rss_mb(None)
+        print(f"baseline RSS (python + numpy/scipy imported): {own:.1f} MB")
         for kind in ("dynamic", "limited"):
             bench_track(kind, args.minutes, Path(folder))
-        if args.max_samples:
-            path = Path(folder) / "max.wav"
-            soundfile.write(path, track("dynamic", 20.0), RATE, subtype="PCM_16")
+        if args.hours:
+            path = Path(folder) / "long.wav"
+            write_long_wav(path, args.hours)
+            size = path.stat().st_size / 2**30
             started = time.perf_counter()
-            rss = peak_rss_mb(path)
-            print(f"\n20 min stereo 48 kHz (the default max-samples): peak RSS {rss:.0f} MB, "
-                  f"fresh process {time.perf_counter() - started:.1f} s")  # fmt: skip
+            own, child = peak_rss_mb(path)
+            print(f"\n{args.hours:g} h stereo 44.1 kHz 16-bit WAV ({size:.2f} GiB): peak RSS "
+                  f"{own:.0f} MB (decoder {child:.0f} MB), fresh process "
+                  f"{time.perf_counter() - started:.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":
