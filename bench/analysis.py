@@ -14,11 +14,10 @@ written as 24-bit WAV) and prints, side by side:
 
 Two tracks: "dynamic" (sections, transients) and "limited" (driven into a soft
 clipper so nearly every block sits near the peak: the true-peak pruning's worst
-case). --minutes changes the length; --hours H also writes an H-hour stereo
-44.1 kHz 16-bit WAV (1.27 GB for 2 h) and measures the peak RSS of analysing it.
+case). --minutes changes the length; bench/long_file.py measures a 2-hour file.
 Prints numbers; asserts nothing.
 
-    python -P bench/analysis.py [--minutes 3] [--hours 2]
+    python -P bench/analysis.py [--minutes 3]
 """
 
 from __future__ import annotations
@@ -154,18 +153,9 @@ def bench_track(kind: str, minutes: float, folder: Path) -> None:
     print(f"  peak RSS, fresh process running analyze_file: {own:6.1f} MB (decoder {child:.1f} MB)")
 
 
-def write_long_wav(path: Path, hours: float, rate: int = 44100) -> None:
-    """An H-hour stereo 16-bit WAV written a minute at a time (never all in memory)."""
-    with soundfile.SoundFile(path, "w", rate, 2, subtype="PCM_16") as out:
-        for minute in range(round(hours * 60)):
-            out.write(track("dynamic", 1.0, rate, seed=minute % 7))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=3.0)
-    parser.add_argument("--hours", type=float, default=0.0,
-                        help="also measure memory on an H-hour stereo 44.1 kHz WAV")  # fmt: skip
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="soundcheck-bench-") as folder:
@@ -173,15 +163,6 @@ def main() -> None:
         print(f"baseline RSS (python + numpy/scipy imported): {own:.1f} MB")
         for kind in ("dynamic", "limited"):
             bench_track(kind, args.minutes, Path(folder))
-        if args.hours:
-            path = Path(folder) / "long.wav"
-            write_long_wav(path, args.hours)
-            size = path.stat().st_size / 2**30
-            started = time.perf_counter()
-            own, child = peak_rss_mb(path)
-            print(f"\n{args.hours:g} h stereo 44.1 kHz 16-bit WAV ({size:.2f} GiB): peak RSS "
-                  f"{own:.0f} MB (decoder {child:.0f} MB), fresh process "
-                  f"{time.perf_counter() - started:.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":
