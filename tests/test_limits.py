@@ -90,7 +90,7 @@ def test_rapid_submissions_are_rate_limited_per_owner(http: Any, service: Deps) 
     assert [r.status_code for r in answers] == [202, 202, 202, 429, 429]
     _assert_429(answers[-1], "rate_limited", 10)  # one token per 10 s
     assert _submit(http, service, bob, bob_key).status_code == 202  # bob is unaffected
-    assert len(service.jobs.list(alice, limit=100)) == 3  # nothing refused reached Postgres
+    assert len(service.jobs.list_for_owner(alice, limit=100)) == 3  # refused: not in Postgres
     service.queue.time_offset_ms = 10_000
     assert _submit(http, service, alice, alice_key).status_code == 202
 
