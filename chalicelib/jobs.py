@@ -16,12 +16,12 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pg8000.exceptions
 import pg8000.native
@@ -45,6 +45,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Server errors that mean "this connection is gone", worth one reconnect.
 _CONNECTION_LOST = {"57P01", "57P02", "57P03", "08000", "08003", "08006"}
+
+T = TypeVar("T")
 
 _COLUMNS = (
     "id, owner, mode, genre, file_key, file_name, reference_file_key, reference_job_id, "
@@ -189,6 +191,28 @@ def _job(row: dict[str, Any]) -> Job:
     return Job(**values)
 
 
+def _fetch(
+    conn: pg8000.native.Connection, sql: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    rows = conn.run(sql, **params)
+    names = [c["name"] for c in conn.columns or []]
+    return [dict(zip(names, row, strict=True)) for row in rows or ()]
+
+
+def _create_schema(conn: pg8000.native.Connection, schema: str) -> None:
+    """CREATE SCHEMA IF NOT EXISTS, where a concurrent creator's win counts as done."""
+    if schema == "public":
+        return
+    conn.run("SAVEPOINT create_schema")
+    try:
+        conn.run(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    except pg8000.exceptions.DatabaseError as exc:
+        # IF NOT EXISTS is not atomic: the loser of a race gets a unique violation.
+        if not (exc.args and isinstance(exc.args[0], dict) and exc.args[0].get("C") == "23505"):
+            raise
+        conn.run("ROLLBACK TO SAVEPOINT create_schema")
+
+
 def _close_quietly(conn: pg8000.native.Connection) -> None:
     with suppress(Exception):
         conn.close()
@@ -217,6 +241,8 @@ class JobStore:
         max_idle: int = 4,
         application_name: str = "soundcheck",
     ):
+        if not schema.isidentifier() or schema != schema.lower():
+            raise ValueError(f"schema must be a lower-case identifier, got {schema!r}")
         self.database_url = database_url
         self.schema = schema
         self.application_name = application_name
@@ -232,9 +258,10 @@ class JobStore:
     # --- connections -------------------------------------------------------
 
     def _connect(self) -> pg8000.native.Connection:
+        # No schema here: a session's search_path would not survive a transaction
+        # pooler. Each unit of work sets it for its own transaction (`_unit`).
         return connect(
             self.database_url,
-            self.schema,
             timeout=self._timeout,
             application_name=self.application_name,
         )
@@ -259,14 +286,28 @@ class JobStore:
         for each in (conn, *stale):
             _close_quietly(each)
 
-    def _rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        """Run one statement (its own transaction) and return rows as dicts."""
+    def _unit(self, work: Callable[[pg8000.native.Connection], T]) -> T:
+        """Run `work(conn)` as one unit of work: one explicit transaction, committed.
+
+        The transaction opens with `BEGIN; SET LOCAL search_path` in one simple-query
+        round trip, so nothing rests on session state: through a transaction pooler
+        (PgBouncer, RDS Proxy, Neon's and Supabase's poolers) the next unit may get
+        another server connection. Inside the transaction the pooler keeps ours, so
+        pg8000's Parse / Describe / Bind+Execute round trips (each ends in a Sync)
+        reach the one server that holds the unnamed statement they refer to.
+        A lost connection re-runs the whole unit once on a fresh one.
+        """
+        begin = f'BEGIN; SET LOCAL search_path TO "{self.schema}"'
         for attempt in (1, 2):
             conn = self._borrow()
             try:
-                rows = conn.run(sql, **params)
-                names = [c["name"] for c in conn.columns or []]
-                result = [dict(zip(names, row, strict=True)) for row in rows or ()]
+                try:
+                    conn.run(begin)
+                    result = work(conn)
+                except pg8000.exceptions.DatabaseError:
+                    conn.run("ROLLBACK")
+                    raise
+                conn.run("COMMIT")
             except (pg8000.exceptions.InterfaceError, OSError):
                 # pg8000 reports a broken socket as either, depending on where it broke.
                 self._drop(conn)
@@ -276,18 +317,22 @@ class JobStore:
             except pg8000.exceptions.DatabaseError as exc:
                 details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
                 if details.get("C") not in _CONNECTION_LOST:
-                    self._give_back(conn)  # an error in the statement, not the connection
+                    self._give_back(conn)  # an error in the statement, rolled back
                     raise
                 self._drop(conn)
                 if attempt == 2:
                     raise
                 continue
             except BaseException:
-                _close_quietly(conn)  # interrupted mid-statement: its state is unknown
+                _close_quietly(conn)  # interrupted mid-transaction: its state is unknown
                 raise
             self._give_back(conn)
             return result
         raise AssertionError("unreachable")
+
+    def _rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """Run one statement as its own unit of work and return rows as dicts."""
+        return self._unit(lambda conn: _fetch(conn, sql, params))
 
     def close(self) -> None:
         """Close the idle connections; statements still running give theirs back later."""
@@ -305,51 +350,54 @@ class JobStore:
 
     # --- migrations --------------------------------------------------------
 
-    @contextmanager
-    def _migration_lock(self, conn: pg8000.native.Connection) -> Iterator[None]:
-        # One lock per schema: two processes migrating the same schema take turns.
-        key = "soundcheck.migrate." + self.schema
-        conn.run("SELECT pg_advisory_lock(hashtext(:key))", key=key)
-        try:
-            yield
-        finally:
-            conn.run("SELECT pg_advisory_unlock(hashtext(:key))", key=key)
-
     def migrate(self, directory: Path = MIGRATIONS_DIR) -> list[str]:
         """Apply the migrations not yet recorded, in order; return their names.
 
-        Safe to run twice and from two processes at once: an advisory lock makes
-        them take turns, and each migration commits together with its record.
+        Safe to run twice and from two processes at once: one transaction holds a
+        transaction-level advisory lock (`pg_advisory_xact_lock`; a session lock
+        would outlive the transaction on a pooled server connection, or be released
+        on another one), so migrators take turns and the second finds nothing to do.
+        Each migration and its record sit behind a savepoint: a failing one leaves
+        nothing of itself, the ones before it stay applied, and the error is raised.
         """
         pending = migrations(directory)
-        conn = self._connect()
-        applied: list[str] = []
-        try:
-            with self._migration_lock(conn):
-                conn.run(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    " version text PRIMARY KEY, name text NOT NULL,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())"
-                )
-                done = {row[0] for row in conn.run("SELECT version FROM schema_migrations")}
-                for version, name, sql in pending:
-                    if version in done:
-                        continue
-                    conn.run("BEGIN")
-                    try:
-                        conn.run(sql)
-                        conn.run(
-                            "INSERT INTO schema_migrations (version, name) VALUES (:v, :n)",
-                            v=version,
-                            n=name,
-                        )
-                        conn.run("COMMIT")
-                    except BaseException:
-                        conn.run("ROLLBACK")
-                        raise
-                    applied.append(f"{version}_{name}")
-        finally:
-            conn.close()
+        self._unit(lambda conn: _create_schema(conn, self.schema))
+        failure: list[BaseException] = []
+
+        def apply(conn: pg8000.native.Connection) -> list[str]:
+            conn.run(
+                "SELECT pg_advisory_xact_lock(hashtext(:key))",
+                key="soundcheck.migrate." + self.schema,
+            )
+            conn.run(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.run("SELECT version FROM schema_migrations")}
+            applied: list[str] = []
+            for version, name, sql in pending:
+                if version in done:
+                    continue
+                conn.run("SAVEPOINT migration")
+                try:
+                    conn.run(sql)
+                    conn.run(
+                        "INSERT INTO schema_migrations (version, name) VALUES (:v, :n)",
+                        v=version,
+                        n=name,
+                    )
+                except pg8000.exceptions.DatabaseError as exc:
+                    conn.run("ROLLBACK TO SAVEPOINT migration")
+                    failure.append(exc)
+                    break
+                conn.run("RELEASE SAVEPOINT migration")
+                applied.append(f"{version}_{name}")
+            return applied
+
+        applied = self._unit(apply)
+        if failure:
+            raise failure[0]
         return applied
 
     # --- jobs ----------------------------------------------------------------

