@@ -17,9 +17,9 @@ from chalice import Chalice, Rate, Response
 from chalicelib import api, deps, limits, logs, wake
 from chalicelib import consumer as consuming
 from chalicelib.auth import bearer_token
-from chalicelib.errors import ApiError, InternalError, shown
+from chalicelib.errors import ApiError, InternalError, StorageError, shown
 from chalicelib.rules import JobStatus
-from chalicelib.storage import LocalStorage, key_from_path, require_object, too_large
+from chalicelib.storage import LocalStorage, key_from_path, require_object
 
 if TYPE_CHECKING:
     from chalicelib.jobs import Job
@@ -192,20 +192,29 @@ def upload_url() -> Response:
 @app.route("/api/audio/local-upload/{key}", methods=["PUT"], content_types=ANY_TYPE)
 @handled
 def local_upload(key: str) -> Response:
-    """The local store's stand-in for a presigned S3 PUT (dev only): signed, expiring."""
+    """The local store's stand-in for a presigned S3 PUT (dev only).
+
+    Signed for key, expiry, size and content type, and good for one upload. The
+    local server checks the same before reading the body (chalicelib.local.server);
+    here it is checked again against the body received.
+    """
     d = deps.get()
     if not isinstance(d.storage, LocalStorage):
         raise ApiError("not_found", "uploads go to S3 on this deployment")
-    file_key = key_from_path(key)
-    params = app.current_request.query_params or {}
-    if not d.storage.verify_upload(file_key, params.get("expires"), params.get("signature")):
-        raise ApiError("invalid_signature", "the upload URL is invalid or expired")
-    data = app.current_request.raw_body or b""
+    request = app.current_request
+    data = request.raw_body or b""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if len(data) > d.settings.max_upload_bytes:
-        raise too_large(len(data), d.settings.max_upload_bytes)
-    d.storage.put_bytes(file_key, data)
+    file_key = key_from_path(key)
+    params = request.query_params or {}
+    content_type = (request.headers or {}).get("content-type")
+    error = d.storage.check_put(
+        file_key, params.get("expires"), params.get("signature"), len(data), content_type
+    )
+    if error is not None:
+        raise error
+    if not d.storage.put_new(file_key, data):
+        raise StorageError("upload_used", "this upload URL was already used")
     return Response(body="", status_code=200, headers={"Content-Type": "text/plain"})
 
 

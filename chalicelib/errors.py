@@ -174,6 +174,9 @@ class StorageError(ErrorFamily):
         "invalid_file_key": 400,
         "invalid_field": 400,
         "invalid_content_type": 400,
+        "invalid_signature": 403,  # a local upload URL tampered with, or another size/type
+        "expired": 403,  # a local upload URL past its expiry
+        "upload_used": 403,  # a local upload URL is good for one upload
         "not_found": 404,
         "too_large": 413,
     }

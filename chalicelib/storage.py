@@ -32,6 +32,8 @@ LOCAL_UPLOAD_ROUTE = "/api/audio/local-upload"
 SECRET_FILE = ".upload-secret"
 _MAX_NAME = 100
 _UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MAX_EXPIRES_IN = 3600  # the longest an upload URL may live (S3 allows 7 days; no need here)
 _OWNER_ID = re.compile(r"^[0-9a-f]{24}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -204,6 +206,8 @@ class LocalStorage:
     ) -> None:
         if len(secret) < 16:
             raise ValueError("the upload secret must be at least 16 bytes")
+        if not 0 < expires_in <= MAX_EXPIRES_IN:
+            raise ValueError(f"expires_in must be 1-{MAX_EXPIRES_IN} seconds")
         self.root = Path(root)
         self.public_url = public_url.rstrip("/")
         self.prefix = prefix
@@ -211,8 +215,10 @@ class LocalStorage:
         self.expires_in = expires_in
         self._secret = secret
 
-    def _signature(self, key: str, expires: int) -> str:
-        message = f"{key}\n{expires}".encode()
+    def _signature(self, key: str, expires: int, size: int, content_type: str) -> str:
+        # Like a presigned S3 PUT that signs Content-Length and Content-Type: the URL
+        # is good for this key, this size and this type, until `expires`.
+        message = f"{key}\n{expires}\n{size}\n{content_type.lower()}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def create_upload(
@@ -221,20 +227,55 @@ class LocalStorage:
         _check_upload_request(file_name, content_type, size_bytes, self.max_upload_bytes)
         key = new_key(self.prefix, owner, file_name)
         expires = int(time.time()) + self.expires_in
-        query = urlencode({"expires": expires, "signature": self._signature(key, expires)})
+        signature = self._signature(key, expires, size_bytes, content_type)
+        query = urlencode({"expires": expires, "signature": signature})
         url = f"{self.public_url}{LOCAL_UPLOAD_ROUTE}/{quote(key, safe='')}?{query}"
-        return Upload(key, url, "PUT", {"Content-Type": content_type}, self.expires_in)
+        headers = {"Content-Type": content_type, "Content-Length": str(size_bytes)}
+        return Upload(key, url, "PUT", headers, self.expires_in)
 
-    def verify_upload(self, key: str, expires: object, signature: object) -> bool:
-        """True when the URL's signature is ours and has not expired."""
+    def check_put(
+        self,
+        key: str,
+        expires: object,
+        signature: object,
+        size: object,
+        content_type: object,
+    ) -> StorageError | None:
+        """Why a PUT to an upload URL is refused, or None when it may go ahead.
+
+        Checked from the URL and the request's headers alone, before its body is
+        read: the signature must cover this key, expiry, Content-Length and
+        Content-Type (403 invalid_signature, whatever the client changed), the URL
+        must not have expired nor claim an expiry further out than this store ever
+        issues (403 expired / invalid_signature), and nothing may have been uploaded
+        to the key yet (403 upload_used: a URL is good for one upload).
+        """
+        invalid = StorageError("invalid_signature", "the upload URL is invalid or expired")
         try:
             validate_key(key)
-            expires_at = int(str(expires))
-        except (StorageError, ValueError):
-            return False
-        if not isinstance(signature, str) or expires_at < time.time():
-            return False
-        return hmac.compare_digest(self._signature(key, expires_at), signature)
+        except StorageError:
+            return invalid
+        if not (isinstance(expires, str) and expires.isascii() and expires.isdigit()):
+            return invalid
+        if len(expires) > 12 or not isinstance(signature, str) or not _HEX64.match(signature):
+            return invalid
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            return invalid
+        if not isinstance(content_type, str) or not content_type.isascii():
+            return invalid
+        expires_at, now = int(expires), time.time()
+        if expires_at > now + self.expires_in + 60:  # never issued by this store
+            return invalid
+        expected = self._signature(key, expires_at, size, content_type.strip())
+        if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
+            return invalid
+        if expires_at < now:
+            return StorageError("expired", "the upload URL has expired; ask for a new one")
+        if size > self.max_upload_bytes:
+            return StorageError("too_large", "the file is larger than the upload limit")
+        if self.exists(key):
+            return StorageError("upload_used", "this upload URL was already used")
+        return None
 
     def check_key(self, owner: str, key: str) -> str:
         return check_owner_key(self.prefix, owner, key)
@@ -269,6 +310,24 @@ class LocalStorage:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def put_new(self, key: str, data: bytes) -> bool:
+        """Write a new object atomically; False (nothing written) if the key exists.
+
+        The upload route's single use: a replayed upload URL cannot overwrite.
+        """
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.link(tmp, path)  # atomic and exclusive, unlike os.replace
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -35,10 +35,14 @@ from tests.pipeline_support import (
 
 @pytest.fixture
 def env(
-    redis_url: str, database_url: str, queue_name: str, tmp_path: Path
+    redis_url: str,
+    database_url: str,
+    service_database_url: str,
+    queue_name: str,
+    tmp_path: Path,
 ) -> Iterator[dict[str, str]]:
     with own_schema(database_url) as schema:
-        yield service_env(redis_url, database_url, schema, queue_name, tmp_path / "objects")
+        yield service_env(redis_url, service_database_url, schema, queue_name, tmp_path / "objects")
 
 
 @pytest.fixture

@@ -37,12 +37,16 @@ LEASE_S = 1.0  # renewed every 1/3 s: 2/3 s of slack on a busy machine
 
 @pytest.fixture
 def env(
-    redis_url: str, database_url: str, queue_name: str, tmp_path: Path
+    redis_url: str,
+    database_url: str,
+    service_database_url: str,
+    queue_name: str,
+    tmp_path: Path,
 ) -> Iterator[dict[str, str]]:
     with own_schema(database_url) as schema:
         yield service_env(
             redis_url,
-            database_url,
+            service_database_url,
             schema,
             queue_name,
             tmp_path / "objects",

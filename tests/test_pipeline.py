@@ -100,7 +100,10 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 @pytest.fixture(scope="module")
 def stack(
-    redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+    redis_url: str,
+    database_url: str,
+    service_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("stack")
     queue_name = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -108,7 +111,7 @@ def stack(
         env = {
             **os.environ,
             "REDIS_URL": redis_url,
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": service_database_url,
             "SOUNDCHECK_DB_SCHEMA": schema,
             "QUEUE_NAME": queue_name,
             "SOUNDCHECK_LEASE_SECONDS": str(LEASE_S),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -15,6 +16,7 @@ import pytest
 
 from chalicelib.settings import load
 from chalicelib.storage import (
+    MAX_EXPIRES_IN,
     LocalStorage,
     S3Storage,
     Storage,
@@ -196,11 +198,12 @@ def signed_parts(upload_url: str) -> tuple[str, str, str]:
 def test_local_round_trip(local: LocalStorage, tmp_path: Path) -> None:
     upload = local.create_upload(OWNER, "mix.wav", "audio/wav", 5)
     assert upload.upload_url.startswith("http://127.0.0.1:8123/api/audio/local-upload/uploads%2F")
+    assert upload.headers == {"Content-Type": "audio/wav", "Content-Length": "5"}
     key, expires, signature = signed_parts(upload.upload_url)
     assert key == upload.file_key
-    assert local.verify_upload(key, expires, signature)
+    assert local.check_put(key, expires, signature, 5, "audio/wav") is None
     assert not local.exists(key) and local.size(key) is None
-    local.put_bytes(key, b"RIFF!")
+    assert local.put_new(key, b"RIFF!")
     assert local.exists(key) and local.size(key) == 5
     assert require_object(local, key, 1000) == 5
     local.download(key, tmp_path / "copy.wav")
@@ -211,24 +214,64 @@ def test_local_round_trip(local: LocalStorage, tmp_path: Path) -> None:
     assert not local.exists(key)
 
 
-def test_local_signature_tampering_and_expiry(local: LocalStorage, tmp_path: Path) -> None:
+def refusal(local: LocalStorage, *args: object) -> tuple[int, str] | None:
+    error = local.check_put(*args)  # type: ignore[arg-type]
+    return None if error is None else (error.status, error.code)
+
+
+def test_local_upload_url_binds_key_expiry_size_and_type(
+    local: LocalStorage, tmp_path: Path
+) -> None:
+    """Like a presigned S3 PUT: the URL is good for its key, expiry, size and type only."""
     upload = local.create_upload(OWNER, "mix.wav", "audio/wav", 5)
     key, expires, signature = signed_parts(upload.upload_url)
+    bad = (403, "invalid_signature")
     other = local.create_upload(OWNER, "other.wav", "audio/wav", 5).file_key
-    assert not local.verify_upload(other, expires, signature)
-    assert not local.verify_upload(key, str(int(expires) + 1), signature)
-    assert not local.verify_upload(
-        key, expires, signature[:-1] + ("0" if signature[-1] != "0" else "1")
-    )
-    assert not local.verify_upload(key, expires, "")
-    assert not local.verify_upload(key, "soon", signature)
-    assert not local.verify_upload(key, expires, None)
-    assert not local.verify_upload("../" + key, expires, signature)
+    assert refusal(local, key, expires, signature, 5, "audio/wav") is None
+    assert refusal(local, key, expires, signature, 5, "AUDIO/WAV") is None  # types ignore case
+    assert refusal(local, other, expires, signature, 5, "audio/wav") == bad
+    assert refusal(local, key, str(int(expires) + 1), signature, 5, "audio/wav") == bad
+    assert refusal(local, key, expires, signature, 5 * 1024 * 1024, "audio/wav") == bad
+    assert refusal(local, key, expires, signature, 4, "audio/wav") == bad
+    assert refusal(local, key, expires, signature, 5, "text/html") == bad
+    assert refusal(local, key, expires, signature, 5, None) == bad
+    flipped = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+    assert refusal(local, key, expires, flipped, 5, "audio/wav") == bad
+    for junk in ("", None, "é" * 64, "\ud800", signature.upper(), signature + "0"):
+        assert refusal(local, key, expires, junk, 5, "audio/wav") == bad
+    for junk in ("soon", "", None, "١٢٣", "1e12", "-1", "9" * 40):
+        assert refusal(local, key, junk, signature, 5, "audio/wav") == bad
+    assert refusal(local, "../" + key, expires, signature, 5, "audio/wav") == bad
+    assert refusal(local, key, expires, signature, 5, "audio/wav\u00e9") == bad
     stranger = LocalStorage(tmp_path / "objects", "http://x", b"another-secret-of-32-bytes......")
-    assert not stranger.verify_upload(key, expires, signature)
-    expired = LocalStorage(tmp_path / "objects", "http://x", SECRET, expires_in=-1)
-    stale = expired.create_upload(OWNER, "mix.wav", "audio/wav", 5)
-    assert not expired.verify_upload(*signed_parts(stale.upload_url))
+    assert refusal(stranger, key, expires, signature, 5, "audio/wav") == bad
+
+
+def test_local_upload_url_expires_and_has_a_ceiling(
+    local: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = local.create_upload(OWNER, "mix.wav", "audio/wav", 5)
+    key, expires, signature = signed_parts(upload.upload_url)
+    real = time.time()
+    monkeypatch.setattr("chalicelib.storage.time.time", lambda: real + local.expires_in + 1)
+    assert refusal(local, key, expires, signature, 5, "audio/wav") == (403, "expired")
+    # An expiry further out than the store ever issues is refused, signed or not.
+    monkeypatch.setattr("chalicelib.storage.time.time", lambda: real - 3 * local.expires_in)
+    assert refusal(local, key, expires, signature, 5, "audio/wav") == (403, "invalid_signature")
+    with pytest.raises(ValueError, match="expires_in"):
+        LocalStorage(local.root, "http://x", SECRET, expires_in=MAX_EXPIRES_IN + 1)
+    with pytest.raises(ValueError, match="expires_in"):
+        LocalStorage(local.root, "http://x", SECRET, expires_in=0)
+
+
+def test_local_upload_url_is_good_for_one_upload(local: LocalStorage) -> None:
+    upload = local.create_upload(OWNER, "mix.wav", "audio/wav", 5)
+    key, expires, signature = signed_parts(upload.upload_url)
+    assert local.put_new(key, b"RIFF!")
+    assert refusal(local, key, expires, signature, 5, "audio/wav") == (403, "upload_used")
+    assert not local.put_new(key, b"EVIL!")
+    assert local.size(key) == 5 and (local.root / key).read_bytes() == b"RIFF!"
+    assert [p.name for p in local.root.rglob(".part-*")] == []
 
 
 def test_missing_and_oversized_objects(any_store: Storage, tmp_path: Path) -> None:
@@ -277,7 +320,7 @@ def test_storage_from_settings(tmp_path: Path) -> None:
     upload = configured.create_upload(OWNER, "a.wav", "audio/wav", 50)
     assert upload.upload_url.startswith("https://dev.example/")
     same = LocalStorage(tmp_path / "p", "https://dev.example", b"a-secret-of-enough-length")
-    assert same.verify_upload(*signed_parts(upload.upload_url))
+    assert same.check_put(*signed_parts(upload.upload_url), 50, "audio/wav") is None
     with pytest.raises(StorageError):
         configured.create_upload(OWNER, "a.wav", "audio/wav", 51)
     bucket = storage_from_settings(load({"STORAGE_BUCKET": "my-bucket"}))

@@ -17,19 +17,18 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from http.server import HTTPServer
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import IO, Any
 
-from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer
+from chalice.local import LocalChalice
 
 from chalicelib import consumer, logs
 from chalicelib import deps as deps_module
 from chalicelib import settings as settings_module
 from chalicelib.local.processes import Supervisor
+from chalicelib.local.server import app_preflight, make_server
 from chalicelib.local.state import (
     READY,
     STARTING,
@@ -44,7 +43,6 @@ DEV_OWNER = "dev"
 STATE_FILE = "dev.json"
 KEY_FILE = "api-key"
 WORKER_START_TIMEOUT_S = 120.0
-API_THREADS = 16  # concurrent HTTP requests (and at most this many Postgres connections)
 
 
 @dataclass(frozen=True)
@@ -78,47 +76,6 @@ def load_app(project_dir: Path) -> ModuleType:
 
 class StackError(RuntimeError):
     """The stack cannot start; the message says why in one line."""
-
-
-class _QuietHandler(ChaliceRequestHandler):
-    """chalice's request handler without http.server's access log: one JSON object per line.
-
-    An idle keep-alive connection is dropped after `timeout` seconds so it cannot
-    hold one of the pool's threads (or the exit) for long.
-    """
-
-    timeout = 5
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _PooledHTTPServer(HTTPServer):
-    """An HTTP server answering from a fixed pool of threads.
-
-    chalice's own local server starts a thread per request, and the job store keeps
-    a Postgres connection per thread: a few hundred requests exhausted Postgres's
-    connections ("too many clients"). A pool bounds both threads and connections.
-    """
-
-    def __init__(self, address: tuple[str, int], handler: Any) -> None:
-        self._pool = ThreadPoolExecutor(API_THREADS, thread_name_prefix="api")
-        super().__init__(address, handler)  # binds; on failure it calls server_close
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self._pool.submit(self._handle, request, client_address)
-
-    def _handle(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-
-    def server_close(self) -> None:
-        super().server_close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _busy_message(busy: DataDirBusy) -> str:
@@ -231,17 +188,16 @@ class LocalStack:
         config = Config.create(chalice_stage="dev", app_name=module.app.app_name, lambda_timeout=30)
         _serve_from_threads(module.app)
         try:
-            self._server = LocalDevServer(
+            self._server = make_server(
                 module.app,
                 config,
                 self.options.host,
                 self.options.port,
-                handler_cls=_QuietHandler,
-                server_cls=_PooledHTTPServer,
+                preflight=app_preflight(module.app, deps_module.get),
             )
         except OSError as exc:
             raise StackError(_bind_message(self.options, exc)) from None
-        host, port = self._server.server.server_address[:2]
+        host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
     def _prepare(self, settings: settings_module.Settings) -> deps_module.Deps:
@@ -260,7 +216,7 @@ class LocalStack:
     def _start_threads(self, sweep_seconds: float) -> None:
         assert self._server is not None
         self._server_thread = threading.Thread(
-            target=self._server.server.serve_forever, name="api", daemon=True
+            target=self._server.serve_forever, name="api", daemon=True
         )
         self._server_thread.start()
         self._sweeper_thread = threading.Thread(
@@ -358,8 +314,8 @@ class LocalStack:
         self._supervisor.stop()
         if self._server is not None:
             if self._server_thread is not None and self._server_thread.is_alive():
-                self._server.server.shutdown()
-            self._server.server.server_close()
+                self._server.shutdown()
+            self._server.server_close()
         if self._sweeper_thread is not None:
             self._sweeper_thread.join(timeout=30)
         if self._deps is not None:
