@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test demo lint format clean bench-queue bench-analysis bench-import bench-pipeline layer package
+.PHONY: help venv test demo lint format clean bench-queue bench-analysis bench-import bench-pipeline bench-storm layer package
 
 help:
 	@echo "make demo   - set up and analyse one track through the HTTP API, queue, consumer and Postgres"
@@ -61,6 +61,10 @@ bench-import: $(STAMP)
 
 bench-pipeline: $(STAMP)
 	$(BIN)/python -P bench/pipeline.py
+
+# N submissions from C clients through HTTP, direct Postgres and through PgBouncer (pool 10)
+bench-storm: $(STAMP)
+	$(BIN)/python -P bench/storm.py $(BENCH_ARGS)
 
 # --- AWS (offline) ---
 layer: $(STAMP)

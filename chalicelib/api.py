@@ -63,9 +63,33 @@ def json_object(raw: bytes | str | None) -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request("invalid_json", f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." a hundred thousand deep
+        raise bad_request("invalid_json", "the request body is nested too deeply") from None
     if not isinstance(value, dict):
         raise bad_request("invalid_json", "the request body must be a JSON object")
+    if _has_lone_surrogate(value):
+        # JSON may escape one half of a UTF-16 pair ("\\ud800"): not text, and
+        # whatever receives it next (pg8000, boto3, a file name) raises.
+        raise bad_request(
+            "invalid_json", "the request body holds a lone surrogate (\\ud800-\\udfff)"
+        )
     return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """True if any string in a parsed JSON value (keys too) holds U+D800-U+DFFF."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and any("\ud800" <= c <= "\udfff" for c in item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _no_unknown(body: Mapping[str, Any], allowed: Collection[str]) -> None:

@@ -42,6 +42,7 @@ from chalicelib.rules import JobStatus
 from chalicelib.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MAX_RETRIES = 5  # POST /api/jobs/{id}/retry of one job; each retry runs up to max_attempts
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Server errors that mean "this connection is gone", worth one reconnect.
 _CONNECTION_LOST = {"57P01", "57P02", "57P03", "08000", "08003", "08006"}
@@ -53,6 +54,13 @@ _COLUMNS = (
     "priority, status, progress, attempts, lease_token, error_code, error_message, result, "
     "idempotency_key, request_hash, created_at, updated_at, started_at, completed_at"
 )
+
+
+class RetryLimit(JobNotRetryable):
+    """The job was retried MAX_RETRIES times already (HTTP 409): submit it anew."""
+
+    code = "retry_limit"
+    status = 409
 
 
 @dataclass(frozen=True)
@@ -563,25 +571,45 @@ class JobStore:
     def retry(self, job_id: str, owner: str) -> Job:
         """Queue a failed job again (error cleared, attempts from zero).
 
-        Raises JobNotFound (404) or JobNotRetryable (409). The caller enqueues it
-        (the queue restarts a dead job afresh). The lease token stays: the next
-        claim's token is larger, and any older consumer stays fenced out.
+        Raises JobNotFound (404), JobNotRetryable (409) for a job that is not
+        failed, or RetryLimit (409) after MAX_RETRIES retries of this job. The
+        caller enqueues it (the queue restarts a dead job afresh). The lease token
+        stays: the next claim's token is larger, and any older consumer stays fenced out.
         """
         rows = self._rows(
             f"UPDATE jobs SET status = 'queued', progress = 0, attempts = 0,"
+            f" retries = retries + 1,"
             f" error_code = NULL, error_message = NULL, result = NULL, started_at = NULL,"
             f" completed_at = NULL, updated_at = now()"
             f" WHERE id = CAST(:id AS uuid) AND owner = :owner AND status = 'failed'"
+            f" AND retries < :max_retries"
             f" RETURNING {_COLUMNS}",
             id=parse_job_id(job_id),
             owner=owner,
+            max_retries=MAX_RETRIES,
         )
         if rows:
             return _job(rows[0])
         job = self.get(job_id, owner)
         if job is None:
             raise JobNotFound(f"no job {shown(job_id)}")
+        if job.status == "failed":
+            raise RetryLimit(
+                f"job {job.id} was retried {MAX_RETRIES} times; submit the file again as a new job"
+            )
         raise JobNotRetryable(f"job {job.id} is {job.status}; only a failed job can be retried")
+
+    def token_floor(self) -> int:
+        """The largest fencing token Postgres ever accepted (0 if none): the queue's floor.
+
+        Jobs' own lease tokens (an index makes max() one lookup) and those of jobs
+        deleted since (kept in `token_floor` by a trigger, migration 0003).
+        """
+        rows = self._rows(
+            "SELECT GREATEST((SELECT token FROM token_floor),"
+            " (SELECT max(lease_token) FROM jobs), 0) AS floor"
+        )
+        return int(rows[0]["floor"])
 
     def reconcile_candidates(self, min_age_seconds: float, limit: int = 500) -> list[Job]:
         """Unfinished jobs that have not changed for `min_age_seconds`, oldest first.

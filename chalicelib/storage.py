@@ -272,7 +272,7 @@ class LocalStorage:
         if expires_at < now:
             return StorageError("expired", "the upload URL has expired; ask for a new one")
         if size > self.max_upload_bytes:
-            return StorageError("too_large", "the file is larger than the upload limit")
+            return too_large(size, self.max_upload_bytes)
         if self.exists(key):
             return StorageError("upload_used", "this upload URL was already used")
         return None

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from chalice.test import Client
@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import app
+from chalicelib import api as api_module
 from chalicelib import consumer, deps
 from chalicelib.deps import Deps, redis_url_hash
 from chalicelib.jobs import JobSpec
@@ -442,3 +443,120 @@ def test_no_input_makes_the_api_answer_500(
     assert 400 <= response.status_code < 500 or response.status_code in (200, 202), response.body
     if response.status_code >= 400:
         assert json_body(response)["error"]["code"]
+
+
+# --- odd input on every route and field (issue 13) -----------------------------------
+# The kind: input that reaches a library which raises something the routes do not map
+# (pg8000 on a lone surrogate in fileName, hmac on a non-ASCII signature). Every
+# route of the app, every path parameter, query parameter, body field and header
+# gets strings that are not quite text: lone surrogates, NUL, other scripts, digits
+# that are not ASCII, very long ones; any answer is < 500.
+
+ODD = st.sampled_from(
+    [
+        "\ud800 mix.wav",
+        "\udfff",
+        "mix\x00.wav",
+        "é",
+        "🎵",
+        "\u202egnp.exe",
+        "١٢٣",
+        "²",
+        "1e12",
+        "-1",
+        "x" * 3000,
+        "",
+        " ",
+        "../../etc/passwd",
+        "%00",
+        "\r\nX-Evil: 1",
+        "null",
+        "ＡＢＣ",
+    ]
+) | st.text(alphabet=st.characters(exclude_categories=()), max_size=12)
+ODD_JSON = ODD | JSON | st.integers(min_value=-(10**30), max_value=10**30)
+HEADER_TEXT = st.text(alphabet=st.characters(max_codepoint=0xFF, exclude_categories=("Cc",)))
+FIELDS_OF = {
+    "/api/audio/upload-url": ["fileName", "contentType", "sizeBytes"],
+    "/api/audio/analyze": sorted(api_module.SUBMIT_FIELDS),
+}
+QUERY_OF = {
+    "/api/jobs": ["status", "limit"],
+    "/api/audio/local-upload/{key}": ["expires", "signature"],
+}
+
+
+def _segment(value: str) -> str:
+    """A path segment or query value as a client would percent-encode its UTF-8."""
+    return quote(value.encode("utf-8", "surrogatepass"), safe="")
+
+
+ROUTES = sorted((path, method) for path, entry in app.routes.items() for method in entry)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), route=st.sampled_from(ROUTES))
+def test_odd_input_on_any_route_and_field_is_never_a_500(
+    http: Any, service: Deps, alice: User, data: st.DataObject, route: tuple[str, str]
+) -> None:
+    path, method = route
+    # Non-empty: an empty segment is an unknown route, which API Gateway answers (and
+    # locally chalicelib.local.server; tests/test_local_server.py).
+    segment = ODD.filter(bool)
+    url = re.sub(r"\{[a-z_]+\}", lambda _: _segment(data.draw(segment, "path param")), path)
+    names = QUERY_OF.get(path, []) + data.draw(st.lists(ODD, max_size=1), "extra query")
+    query = {n: data.draw(ODD, f"query {n!r}") for n in names if data.draw(st.booleans())}
+    if query:
+        url += "?" + "&".join(f"{_segment(k)}={_segment(v)}" for k, v in query.items())
+    headers = dict(alice.headers)
+    if data.draw(st.booleans(), "odd headers"):
+        for name in ("Authorization", "Idempotency-Key", "Content-Type"):
+            if data.draw(st.booleans()):
+                headers[name] = data.draw(HEADER_TEXT, name)
+    fields = FIELDS_OF.get(path, [])
+    body: Any = {f: data.draw(ODD_JSON, f) for f in fields if data.draw(st.booleans())}
+    if not fields or data.draw(st.booleans(), "odd body"):
+        body = data.draw(ODD_JSON | st.dictionaries(ODD, ODD_JSON, max_size=3), "body")
+    if path == "/api/audio/analyze" and isinstance(body, dict) and data.draw(st.booleans()):
+        # A real upload of the caller's, so the other fields reach the job store.
+        body["fileKey"] = put_upload(service, alice.owner, b"RIFF....WAVE")
+    raw = json.dumps(body).encode() if method in ("POST", "PUT") else b""
+    response = http.request(method, url, headers=headers, body=raw)
+    assert response.status_code < 500, (method, url, headers, raw[:300], response.body[:300])
+    if response.status_code == 415:  # chalice's own check of a GET route's Content-Type
+        assert json_body(response)["Code"] == "UnsupportedMediaType"
+    elif response.status_code >= 400:
+        assert json_body(response)["error"]["code"]
+
+
+def test_the_security_probes_odd_inputs_are_4xx(http: Any, service: Deps, alice: User) -> None:
+    """The two inputs the probe found: a lone surrogate in fileName, a non-ASCII signature."""
+    for path, body in (
+        (
+            "/api/audio/upload-url",
+            {"fileName": "\ud800 mix.wav", "contentType": "audio/wav", "sizeBytes": 10},
+        ),
+        (
+            "/api/audio/analyze",
+            {
+                "fileKey": put_upload(service, alice.owner, wav_bytes()),
+                "fileName": "\ud800 mix.wav",
+            },
+        ),
+    ):
+        response = post(http, path, alice, json.dumps(body))  # ensure_ascii: "\\ud800"
+        assert_error(response, 400, "invalid_json")
+    upload = json_body(
+        post(
+            http,
+            "/api/audio/upload-url",
+            alice,
+            {"fileName": "a.wav", "contentType": "audio/wav", "sizeBytes": 4},
+        )
+    )
+    url = urlsplit(upload["uploadUrl"])
+    query = url.query.replace("signature=", "signature=%C3%A9")
+    put = http.request("PUT", f"{url.path}?{query}", headers=upload["headers"], body=b"RIFF")
+    assert_error(put, 403, "invalid_signature")

@@ -23,6 +23,7 @@ import pytest
 from chalicelib.auth import hash_key
 from chalicelib.db import connect, drop_schema
 from chalicelib.jobs import (
+    MAX_RETRIES,
     MIGRATIONS_DIR,
     IdempotencyConflict,
     InvalidJobInput,
@@ -30,6 +31,7 @@ from chalicelib.jobs import (
     JobNotRetryable,
     JobSpec,
     JobStore,
+    RetryLimit,
     migrations,
     parse_job_id,
 )
@@ -492,6 +494,47 @@ def test_retry_requeues_only_failed_jobs(store: JobStore, owner: str) -> None:
     assert store.complete(job.id, 6, {"ok": True})
     with pytest.raises(JobNotRetryable):
         store.retry(job.id, owner)
+
+
+def test_retries_of_one_job_are_capped(store: JobStore, owner: str) -> None:
+    """Issue 13: 20 retries in a row of one failing job were all accepted."""
+    job, _ = store.create(spec(owner))
+    token = 10
+    for n in range(MAX_RETRIES + 1):
+        token += 1
+        assert store.start(job.id, token, 1) is not None
+        assert store.fail(job.id, token, "bad_audio", "not audio", final=True)
+        if n < MAX_RETRIES:
+            assert store.retry(job.id, owner).status == "queued"
+    with pytest.raises(RetryLimit) as info:
+        store.retry(job.id, owner)
+    assert info.value.code == "retry_limit" and isinstance(info.value, JobNotRetryable)
+    failed = store.get(job.id, owner)
+    assert failed is not None and failed.status == "failed"  # the refusal changed nothing
+    other, _ = store.create(spec(owner))  # the cap is per job
+    assert store.start(other.id, 1, 1) and store.fail(other.id, 1, "x", "y", final=True)
+    assert store.retry(other.id, owner).status == "queued"
+
+
+def test_the_token_floor_is_the_largest_token_postgres_accepted(
+    store: JobStore, database_url: str, owner: str
+) -> None:
+    """Issue 13: the queue's token floor survives in the system of record, deletes too."""
+    floor = store.token_floor()
+    job, _ = store.create(spec(owner))
+    high = max(floor, 1_800_000_000_000_000) + 1_000_000
+    assert store.start(job.id, high, 1) is not None
+    assert store.token_floor() == high
+    second, _ = store.create(spec(owner))
+    assert store.start(second.id, high - 5, 1) is not None
+    assert store.token_floor() == high  # never lowered by a smaller token
+    admin = connect(database_url, store.schema)
+    try:
+        admin.run("DELETE FROM jobs WHERE id = CAST(:id AS uuid)", id=job.id)
+    finally:
+        admin.close()
+    assert store.get(job.id) is None
+    assert store.token_floor() == high  # a deleted job's token still counts
 
 
 def test_fail_without_token_only_matches_a_never_started_job(store: JobStore, owner: str) -> None:
