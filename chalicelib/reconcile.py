@@ -66,15 +66,22 @@ def reconcile(
     """Apply `plan` to the jobs unchanged for `min_age_seconds`; return what was done.
 
     The age must cover the gap between a submission's INSERT and its enqueue
-    (seconds, not the lease). A consumer that claims a re-enqueued job which
-    meanwhile finished gets None from `JobStore.start` and should just ack it.
+    (seconds, not the lease). Before enqueuing lost jobs the queue's token floor is
+    raised to the largest token Postgres holds (`JobStore.token_floor`). A consumer
+    that claims a re-enqueued job which meanwhile finished gets None from
+    `JobStore.start` and should just ack it.
     """
     candidates = store.reconcile_candidates(min_age_seconds, limit)
     if not candidates:
         return ReconcileResult()
     states = queue.states([job.id for job in candidates])
+    actions = plan(candidates, states)
+    if any(action.kind == "enqueue" for action in actions):
+        # Redis lost these jobs, perhaps all its data, and its clock may run behind:
+        # tokens must still outgrow every token Postgres accepted, or it refuses them.
+        queue.raise_token_floor(store.token_floor())
     result = ReconcileResult()
-    for action in plan(candidates, states):
+    for action in actions:
         job = action.job
         if action.kind == "enqueue":
             if queue.enqueue(job.id, priority=job.priority, owner=job.owner):

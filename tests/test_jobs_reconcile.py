@@ -214,3 +214,23 @@ def test_a_failure_decided_before_a_retry_never_fails_the_retried_job(
     retried = store.get(crashed.id)
     assert retried is not None and retried.status == "queued" and retried.error_code is None
     assert Queue.states(queue, [crashed.id]) == {crashed.id: "waiting"}
+
+
+def test_a_redis_restarted_empty_on_a_slow_clock_issues_tokens_above_postgres(
+    store: JobStore, queue: Queue, redis_client: redis.Redis
+) -> None:
+    """Issue 13: Redis restarting empty on a clock 60 s behind handed out tokens 57 s
+    below the last ones, and Postgres refused the re-claimed jobs until the clock caught
+    up. The floor is in Postgres; the sweep's reconcile raises the queue to it."""
+    owner = f"o-{uuid.uuid4().hex[:8]}"
+    job = submit(store, owner)
+    queue.enqueue(job.id, job.priority)
+    claim = queue.claim("c1", lease_ms=60_000)[0]
+    # The token Postgres accepted came from a clock 60 s ahead of the one Redis has now.
+    ahead = claim.token + 60_000_000
+    assert store.start(job.id, ahead, claim.attempt) is not None
+    lose_redis(redis_client, queue)
+    assert reconcile(store, queue, min_age_seconds=0).enqueued == [job.id]
+    again = queue.claim("c2", lease_ms=60_000)[0]
+    assert again.job_id == job.id and again.token > ahead
+    assert store.start(job.id, again.token, again.attempt) is not None
