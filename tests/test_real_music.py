@@ -7,7 +7,9 @@ and, decoded by the same decoder, through libebur128 (PyPI `pyebur128`): integra
 loudness within 0.05 LU, true peak within 0.1 dB, and the Tech 3342 v3 loudness
 range (libebur128's short-term loudness every 100 ms from the 3 s mark, Tech 3342's
 gates and percentiles: tests/ebur128_oracle.py) within 0.15 LU. None may be
-refused. ffmpeg's `ebur128=peak=true` figures are printed beside them.
+refused. ffmpeg's `ebur128=peak=true` figures are printed beside them, and since
+ffmpeg decodes the file itself they check the decoding too (I within its 0.1 LU
+print precision, LRA within 0.3 LU).
 """
 
 from __future__ import annotations
@@ -111,12 +113,16 @@ def test_every_drascula_track_matches_libebur128() -> None:
             f"{ours[1]:6.2f} {want.true_peak_db:7.2f} {theirs.get('TP', 0):6.1f}  "
             f"{lra:5.2f} {want.range_lu:7.2f} {theirs.get('LRA', 0):6.1f}"
         )
-        for name, value, expected, tolerance in (
-            ("integrated", ours[0], want.integrated, 0.05),
-            ("true peak", ours[1], want.true_peak_db, 0.1),
-            ("LRA", lra, want.range_lu, 0.15),
+        for name, value, expected, tolerance, meter in (
+            ("integrated", ours[0], want.integrated, 0.05, "libebur128"),
+            ("true peak", ours[1], want.true_peak_db, 0.1, "libebur128"),
+            ("LRA", lra, want.range_lu, 0.15, "libebur128"),
+            # ffmpeg decodes on its own (libebur128 above reads our decode): it prints
+            # I to 0.1 LU, and its LRA agrees within ~0.3 LU (the issue)
+            ("integrated", ours[0], theirs.get("I"), 0.06, "ffmpeg"),
+            ("LRA", lra, theirs.get("LRA"), 0.3, "ffmpeg"),
         ):
             if value is None or expected is None or abs(value - expected) > tolerance:
-                problems.append(f"{path.name}: {name} {value} vs libebur128 {expected:.2f}")
+                problems.append(f"{path.name}: {name} {value} vs {meter} {expected}")
     print("\n".join([header, *rows]))
     assert not problems, "\n".join(problems)
