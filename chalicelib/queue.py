@@ -324,16 +324,19 @@ local function take(consumer, lease, count, cap)
   local out = {}
   local skips = __DANGLING_PER_CLAIM__
   while n > 0 do
-    local owner = redis.call('ZRANGE', K.ring, 0, 0)[1]
+    local head = redis.call('ZRANGE', K.ring, 0, 1)
+    local owner = head[1]
     if owner == nil then break end
     local wk = wait_key(owner)
-    local id = redis.call('ZPOPMIN', wk)[1]
+    -- one job per owner's turn; an owner alone in the ring takes all it can at once
+    local ids = redis.call('ZPOPMIN', wk, head[2] == nil and n or 1)
     if redis.call('EXISTS', wk) == 0 then
       redis.call('ZREM', K.ring, owner)
-    else  -- to the back of the ring: the next claim serves the next owner
+    elseif head[2] ~= nil then  -- to the back of the ring: the next turn is the next owner's
       redis.call('ZADD', K.ring, redis.call('INCR', K.turn), owner)
     end
-    if id ~= nil then
+    for i = 1, #ids, 2 do
+      local id = ids[i]
       redis.call('ZREM', K.since, id)
       local jk = JOB .. id
       if redis.call('HGET', jk, 'state') == 'waiting' then
@@ -353,9 +356,9 @@ local function take(consumer, lease, count, cap)
       else
         dropped(id)
         skips = skips - 1
-        if skips <= 0 then break end
       end
     end
+    if skips <= 0 then break end
   end
   return out
 end
