@@ -312,6 +312,14 @@ local function current(jk, token)
   return v[1] == 'active' and v[2] == token, tonumber(v[3] or '0')
 end
 """,
+    "bulk": """
+-- one command per 500 arguments (Lua's unpack has a limit)
+local function bulk(command, key, args)
+  for i = 1, #args, 500 do
+    redis.call(command, key, unpack(args, i, math.min(i + 499, #args)))
+  end
+end
+""",
     "take": """
 -- lease up to `count` jobs, one per owner's turn; {id, token, attempt, ...}
 local function take(consumer, lease, count, cap)
@@ -323,6 +331,9 @@ local function take(consumer, lease, count, cap)
   local expires = num(now + lease)
   local out = {}
   local skips = __DANGLING_PER_CLAIM__
+  -- tokens base+1, base+2, ...: above the last one issued and never below the clock
+  local base = math.max(tonumber(redis.call('GET', K.token) or '0'), now_us - 1)
+  local issued, popped, leased = 0, {}, {}
   while n > 0 do
     local head = redis.call('ZRANGE', K.ring, 0, 1)
     local owner = head[1]
@@ -337,20 +348,19 @@ local function take(consumer, lease, count, cap)
     end
     for i = 1, #ids, 2 do
       local id = ids[i]
-      redis.call('ZREM', K.since, id)
       local jk = JOB .. id
-      if redis.call('HGET', jk, 'state') == 'waiting' then
-        local token = redis.call('INCR', K.token)
-        if token < now_us then  -- never below the clock: tokens outgrow a lost counter
-          token = now_us
-          redis.call('SET', K.token, num(token))
-        end
-        local attempt = redis.call('HINCRBY', jk, 'attempt', 1)
-        redis.call('HSET', jk, 'state', 'active', 'token', num(token), 'consumer', consumer,
-                   'lease', expires)
-        redis.call('ZADD', K.active, expires, id)
+      popped[#popped + 1] = id
+      local v = redis.call('HMGET', jk, 'state', 'attempt')
+      if v[1] == 'waiting' then
+        issued = issued + 1
+        local token = num(base + issued)
+        local attempt = tonumber(v[2] or '0') + 1
+        redis.call('HSET', jk, 'state', 'active', 'attempt', attempt, 'token', token,
+                   'consumer', consumer, 'lease', expires)
+        leased[#leased + 1] = expires
+        leased[#leased + 1] = id
         out[#out + 1] = id
-        out[#out + 1] = num(token)
+        out[#out + 1] = token
         out[#out + 1] = attempt
         n = n - 1
       else
@@ -360,6 +370,9 @@ local function take(consumer, lease, count, cap)
     end
     if skips <= 0 then break end
   end
+  bulk('ZREM', K.since, popped)
+  bulk('ZADD', K.active, leased)
+  if issued > 0 then redis.call('SET', K.token, num(base + issued)) end
   return out
 end
 """,
@@ -489,11 +502,23 @@ return {done, take(consumer, lease_ms, 1, cap)}
         ),
         "{1/0 per pair, in order}",
         """
-local out, freed = {}, 0
+local out, ids, keys, seen = {}, {}, {}, {}
 for i = 1, #acks, 2 do
-  out[#out + 1] = finish(acks[i], acks[i + 1])
-  freed = freed + out[#out]
+  local id = acks[i]
+  local jk = JOB .. id
+  local v = redis.call('HMGET', jk, 'state', 'token')
+  if v[1] == 'active' and v[2] == acks[i + 1] and not seen[id] then
+    seen[id] = true
+    ids[#ids + 1] = id
+    keys[#keys + 1] = jk
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
 end
+bulk('ZREM', K.active, ids)
+for i = 1, #keys, 500 do redis.call('DEL', unpack(keys, i, math.min(i + 499, #keys))) end
+local freed = #ids
 if freed > 0 and cap > 0 and has_work() then wake(freed) end
 return out
 """,
