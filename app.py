@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import api, deps, limits, logs, wake
+from chalicelib import api, deps, limits, logs, wake, webapp
 from chalicelib import consumer as consuming
+from chalicelib import settings as settings_module
 from chalicelib.auth import bearer_token
 from chalicelib.errors import ApiError, InternalError, StorageError, shown
 from chalicelib.rules import JobStatus
@@ -256,7 +258,14 @@ def list_jobs() -> dict[str, Any]:
     owner = _owner(d)
     query = api.parse_list_query(app.current_request.query_params)
     jobs = d.jobs.list_for_owner(owner, status=query.status, limit=query.limit)
-    return {"jobs": [job.to_api(include_result=False) for job in jobs]}
+    return {"jobs": [_history_row(job) for job in jobs]}
+
+
+def _history_row(job: Job) -> dict[str, Any]:
+    """A job without its result, plus the result's score (the history's column)."""
+    comparison = (job.result or {}).get("comparison")
+    score = comparison.get("score") if isinstance(comparison, dict) else None
+    return {**job.to_api(include_result=False), "score": score}
 
 
 @app.route("/api/jobs/{job_id}", methods=["GET"])
@@ -287,6 +296,109 @@ def queue_stats() -> dict[str, Any]:
     d = deps.get()
     _owner(d)
     return {"queue": d.queue.stats(), "jobs": d.jobs.counts()}
+
+
+# --- the web app and share links ------------------------------------------------------
+
+
+def _web_response(relative: str) -> Response:
+    """A web app file with its CSP and security headers; 404 for anything else."""
+    found = webapp.asset(relative)
+    if found is None:
+        return _error(404, "not_found", "no such file")
+    settings = settings_module.get()
+    csp = webapp.content_security_policy(
+        webapp.upload_origins(settings.storage_bucket, os.environ.get("AWS_ENDPOINT_URL_S3"))
+    )
+    # Vendored files carry their version in their path: cache them; the app's own revalidate.
+    cache = 86400 if relative.startswith("vendor/") else 0
+    return Response(
+        body=found.body,
+        status_code=200,
+        headers=webapp.headers(found.content_type, csp, cache_seconds=cache),
+    )
+
+
+@app.route("/", methods=["GET"])
+def web_index() -> Response:
+    """The web app. Behind a stage path (`/v1`) it must end in `/` for its relative URLs."""
+    request = app.current_request
+    context_path = str((request.context or {}).get("path") or "/") if request else "/"
+    if not context_path.endswith("/"):
+        return Response(body="", status_code=301, headers={"Location": context_path + "/"})
+    return _web_response("index.html")
+
+
+@app.route("/web/{name}", methods=["GET"])
+def web_file(name: str) -> Response:
+    return _web_response(name)
+
+
+@app.route("/web/{folder}/{name}", methods=["GET"])
+def web_file_2(folder: str, name: str) -> Response:
+    return _web_response(f"{folder}/{name}")
+
+
+@app.route("/web/{folder}/{sub}/{name}", methods=["GET"])
+def web_file_3(folder: str, sub: str, name: str) -> Response:
+    return _web_response(f"{folder}/{sub}/{name}")
+
+
+@app.route("/api/genres", methods=["GET"])
+@handled
+def list_genres() -> dict[str, Any]:
+    """Target sets a job can be compared with: name, title, kind (genre or destination)."""
+    from chalicelib.analysis import targets
+
+    _owner(deps.get())
+    return {"genres": targets.catalogue(), "default": targets.DEFAULT_TARGET}
+
+
+def _shares(d: deps.Deps) -> Any:
+    from chalicelib.shares import ShareStore
+
+    return ShareStore(d.jobs)
+
+
+@app.route("/api/jobs/{job_id}/shares", methods=["POST"], content_types=ANY_TYPE)
+@handled
+def create_share(job_id: str) -> Response:
+    """A read-only link to one completed report; the token is shown this once."""
+    d = deps.get()
+    owner = _owner(d)
+    raw = app.current_request.raw_body
+    body = api.json_object(raw) if raw not in (None, b"", "") else {}
+    hours = api.parse_share(body)
+    share, token = _shares(d).create(job_id, owner, hours)
+    logs.event("share_created", jobId=job_id, shareId=share.id, owner=owner)
+    return Response(body={**share.to_api(), "token": token}, status_code=201)
+
+
+@app.route("/api/jobs/{job_id}/shares", methods=["GET"])
+@handled
+def list_shares(job_id: str) -> dict[str, Any]:
+    d = deps.get()
+    owner = _owner(d)
+    if d.jobs.get(job_id, owner) is None:
+        raise api.ApiError(404, "not_found", f"no job {job_id}")
+    return {"shares": [s.to_api() for s in _shares(d).list(job_id, owner)]}
+
+
+@app.route("/api/jobs/{job_id}/shares/{share_id}", methods=["DELETE"])
+@handled
+def revoke_share(job_id: str, share_id: str) -> dict[str, Any]:
+    d = deps.get()
+    owner = _owner(d)
+    share = _shares(d).revoke(job_id, share_id, owner)
+    logs.event("share_revoked", jobId=job_id, shareId=share.id, owner=owner)
+    return share.to_api()
+
+
+@app.route("/api/shared", methods=["GET"])
+@handled
+def open_share() -> dict[str, Any]:
+    """The report a share token names (`Authorization: Bearer scs_...`), nothing else."""
+    return _shares(deps.get()).open(bearer_token(app.current_request.headers))
 
 
 # --- the consumer and the sweeper -----------------------------------------------------

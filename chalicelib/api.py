@@ -202,6 +202,20 @@ def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
     return ListQuery(status=status, limit=rules.list_limit(limit, ApiError))
 
 
+SHARE_FIELDS = frozenset({"expiresInHours"})
+
+
+def parse_share(body: Mapping[str, Any]) -> int:
+    """POST /api/jobs/{id}/shares body {expiresInHours?} -> hours (default a week).
+
+    The range (1 hour - 90 days) is the share store's to check, in one place.
+    """
+    _no_unknown(body, SHARE_FIELDS)
+    if body.get("expiresInHours") is None:
+        return 7 * 24
+    return _integer(body["expiresInHours"], "expiresInHours")
+
+
 def idempotency_key(headers: Mapping[str, str] | None) -> str | None:
     """The Idempotency-Key header (1-255 printable ASCII characters), if sent."""
     if not headers:

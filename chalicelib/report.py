@@ -62,6 +62,7 @@ def render(result: dict[str, Any], title: str | None = None) -> str:
             ],
         )
     lines += _spectrum(result.get("spectrum") or {})
+    lines += _platforms(result.get("platforms"))
     lines += _comparison(result.get("comparison") or {})
     reasons = result.get("reasons") or {}
     if reasons:
@@ -123,6 +124,41 @@ def _spectrum(spectrum: dict[str, Any]) -> list[str]:
         lines.append(f"  {label:<{_WIDTH}}{_number(relative, 'dB')} {bar}".rstrip())
     lines.append(f"  {'Centroid':<{_WIDTH}}{_number(spectrum.get('centroidHz'), 'Hz', 0)}".rstrip())
     return [*lines, ""]
+
+
+_POLICIES = {"up-and-down": "up+down", "down-only": "down only", "none": "not normalised"}
+
+
+def _platforms(rows: Any) -> list[str]:
+    """Streaming services: their level, what they do, the gain and what listeners get."""
+    rows = [r for r in rows or [] if isinstance(r, dict)] if isinstance(rows, list) else []
+    if not rows:
+        return []
+    lines = [
+        f"{'Streaming playback':<{_WIDTH + 10}}{'ref':>4}  {'policy':<15}{'gain':>7}"
+        f"{'plays at':>10}{'peak':>8}  limiter"
+    ]
+    for row in rows:
+        reference = row.get("referenceLufs")
+        ref = f"{reference:.0f}" if isinstance(reference, int | float) else "-"
+        limiter = "acts" if row.get("limiterActs") else ""
+        confidence = row.get("confidence")
+        name = str(row.get("name") or row.get("id") or "?")
+        lines.append(
+            f"  {name[: _WIDTH + 7]:<{_WIDTH + 8}}{ref:>4}  "
+            f"{_POLICIES.get(str(row.get('policy')), '?'):<15}"
+            f"{_signed(row.get('gainDb')):>7}{_plain(row.get('resultingLufs'), 1):>10}"
+            f"{_plain(row.get('resultingTruePeakDbtp'), 1):>8}  "
+            f"{limiter}{'' if confidence == 'high' else f' ({confidence} confidence)'}".rstrip()
+        )
+    lines.append("  (gain in dB; plays at in LUFS; peak in dBTP)")
+    return [*lines, ""]
+
+
+def _signed(value: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "n/a"
+    return f"{round(value, 1) + 0.0:+.1f}"
 
 
 def _hz(value: Any) -> str:

@@ -45,9 +45,11 @@ def analyze(
     """
     from chalicelib.analysis.compare import check_reference, compare
     from chalicelib.analysis.measure import measure
+    from chalicelib.analysis.platforms import platforms_block
 
     _validate_target(genre, reference, check_reference)
     result = measure(samples, sample_rate, file_info=file_info, limits=limits)
+    result["platforms"] = platforms_block(result)
     result["comparison"] = compare(result, genre, reference)
     return result
 

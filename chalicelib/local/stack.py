@@ -340,6 +340,7 @@ def run(options: StackOptions) -> int:
         info = stack.start()
         print(
             f"\nsoundcheck dev is up in {time.monotonic() - started:.1f}s\n"
+            f"  web app   {info.url}/#key={info.api_key}\n"
             f"  API       {info.url}\n"
             f"  API key   {info.api_key}\n"
             f"  queue     {info.queue} (redis {info.redis_url_hash})"

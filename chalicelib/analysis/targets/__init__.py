@@ -82,6 +82,19 @@ def canonical(part: str) -> str | None:
     return normal if normal in names() else aliases().get(normal)
 
 
+def catalogue() -> list[dict[str, str]]:
+    """Every name with its title, kind (genre or destination) and description, for pickers."""
+    return [
+        {
+            "name": name,
+            "title": _read(name)["title"],
+            "kind": _read(name)["kind"],
+            "description": _read(name).get("description", ""),
+        }
+        for name in names()
+    ]
+
+
 def load(name: str | None) -> TargetSet:
     """The merged targets for a name: base, then genre, then destination."""
     typed = (name or DEFAULT_TARGET).strip()

@@ -1,0 +1,67 @@
+// Building the page from elements and text nodes only: nothing user-supplied is ever
+// parsed as HTML (no innerHTML anywhere), so a file named `<img src=x onerror=...>`
+// is shown as those characters.
+
+/** h('p', {class: 'x', onclick: fn}, 'text', child, [more]) -> HTMLElement */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(name.slice(2), value);
+    } else if (name === 'class') {
+      el.className = value;
+    } else if (name === 'dataset') {
+      Object.assign(el.dataset, value);
+    } else if (name in el && typeof value !== 'string') {
+      el[name] = value; // properties: checked, disabled, value...
+    } else {
+      el.setAttribute(name, value === true ? '' : String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+export function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export function clear(el) {
+  while (el.firstChild) el.firstChild.remove();
+  return el;
+}
+
+/** A table from a caption, header labels and rows of cells (strings or nodes). */
+export function table(caption, headers, rows, attrs = {}) {
+  return h('table', attrs,
+    caption ? h('caption', {}, caption) : null,
+    h('thead', {}, h('tr', {}, headers.map((label) => h('th', { scope: 'col' }, label)))),
+    h('tbody', {}, rows.map((cells) => h('tr', {}, cells.map((cell, i) =>
+      i === 0 ? h('th', { scope: 'row' }, cell) : h('td', {}, cell))))));
+}
+
+let toastTimer = null;
+/** A short message in the live region (read out by screen readers). */
+export function toast(text, kind = 'info') {
+  const el = document.getElementById('toast');
+  if (!el) return;
+  el.textContent = text;
+  el.className = `toast ${kind}`;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.textContent = ''; el.className = 'toast'; }, 6000);
+}
+
+/** Save text as a file in the browser (JSON and CSV downloads). */
+export function download(name, text, type) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = h('a', { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
