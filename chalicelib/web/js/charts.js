@@ -46,7 +46,8 @@ async function draw(el, options, data, signal) {
   const uPlot = await loadUPlot();
   if (signal?.aborted) return null;
   const height = el.clientWidth < 500 ? 200 : 260;
-  const chart = new uPlot({ width: width(el), height, ...options }, data, el);
+  const series = options.series.map((s, i) => (i ? { points: { show: false }, ...s } : s));
+  const chart = new uPlot({ width: width(el), height, ...options, series }, data, el);
   el.dataset.drawn = 'true';
   const observer = new ResizeObserver(() => chart.setSize({ width: width(el), height }));
   observer.observe(el);

@@ -3,10 +3,10 @@
 // report page and by a share link (read-only: no share controls).
 
 import * as charts from './charts.js';
-import { download, h, table } from './dom.js';
+import { append, download, h, table } from './dom.js';
 import { csv, duration, num, signed } from './format.js';
 
-const STATUS_LABEL = { ok: 'ok', info: 'close', warning: 'off target', critical: 'far off', unavailable: 'n/a' };
+const STATUS_LABEL = { ok: 'ok', attention: 'slightly off', high: 'off target', critical: 'far off', unavailable: 'n/a' };
 const POLICY = { 'up-and-down': 'turns down and up', 'down-only': 'turns down only', none: 'no normalisation' };
 
 function metricTarget(row) {
@@ -145,6 +145,6 @@ export function renderReport(container, job, { actions = null, signal } = {}) {
     h('button', { type: 'button', onclick: () => download(`${baseName(job)}.csv`, reportCsv(job), 'text/csv') }, 'Download CSV'),
     h('button', { type: 'button', onclick: () => window.print() }, 'Print / PDF'));
   const { section, drawAll } = chartsSection(job, signal);
-  container.append(summary(job), toolbar, actions, metrics(job), section, platformsTable(job.result));
+  append(container, [summary(job), toolbar, actions, metrics(job), section, platformsTable(job.result)]);
   return drawAll();
 }

@@ -2,7 +2,7 @@
 // real progress, submit against a genre or a reference; below, the caller's history.
 
 import * as api from '../api.js';
-import { clear, h, toast } from '../dom.js';
+import { append, clear, h, toast } from '../dom.js';
 import { bytes } from '../format.js';
 import { go } from '../router.js';
 import { historyTable, jobLabel } from './jobs-table.js';
@@ -155,8 +155,8 @@ export const home = {
       clear(historyBox).append(historyTable(data.jobs));
       const completed = data.jobs.filter((j) => j.status === 'completed');
       const current = refJob.value;
-      clear(refJob).append(completed.length ? null : h('option', { value: '' }, '(no completed jobs yet)'),
-        ...completed.map((j) => h('option', { value: j.jobId, selected: j.jobId === current }, jobLabel(j))));
+      append(clear(refJob), [completed.length ? null : h('option', { value: '' }, '(no completed jobs yet)'),
+        completed.map((j) => h('option', { value: j.jobId, selected: j.jobId === current }, jobLabel(j)))]);
       const pending = data.jobs.filter((j) => j.status === 'queued' || j.status === 'processing');
       return pending.length ? pending.map((j) => `${j.jobId}:${j.status}:${j.progress}`).join() : false;
     }, (e) => { clear(historyBox).append(h('p', { class: 'error', role: 'alert' }, api.message(e))); });

@@ -2,7 +2,7 @@
 // message and a retry button), then the report; the owner can share it.
 
 import * as api from '../api.js';
-import { clear, h, toast } from '../dom.js';
+import { append, clear, h, toast } from '../dom.js';
 import { when } from '../format.js';
 import { poller } from '../poll.js';
 import { renderReport } from '../report-view.js';
@@ -89,12 +89,12 @@ export const job = {
       const current = await api.get(`api/jobs/${encodeURIComponent(id)}`);
       if (signal.aborted) return false;
       heading.textContent = current.fileName || `Job ${current.jobId}`;
-      clear(status).append(statusView(current, async () => {
+      append(clear(status), [statusView(current, async () => {
         try {
           await api.post(`api/jobs/${encodeURIComponent(id)}/retry`, {});
           poll.refresh();
         } catch (e) { toast(api.message(e), 'error'); }
-      }));
+      })]);
       if (current.status === 'completed' && !shown) {
         shown = true;
         body.dataset.state = 'drawing';
