@@ -305,7 +305,8 @@ def _web_response(relative: str) -> Response:
     """A web app file with its CSP and security headers; 404 for anything else."""
     found = webapp.asset(relative)
     if found is None:
-        return _error(404, "not_found", "no such file")
+        error = ApiError("not_found", "no such file")
+        return Response(body=error.body(), status_code=404)
     settings = settings_module.get()
     csp = webapp.content_security_policy(
         webapp.upload_origins(settings.storage_bucket, os.environ.get("AWS_ENDPOINT_URL_S3"))
@@ -380,7 +381,7 @@ def list_shares(job_id: str) -> dict[str, Any]:
     d = deps.get()
     owner = _owner(d)
     if d.jobs.get(job_id, owner) is None:
-        raise api.ApiError(404, "not_found", f"no job {job_id}")
+        raise ApiError("not_found", f"no job {shown(job_id)}")
     return {"shares": [s.to_api() for s in _shares(d).list(job_id, owner)]}
 
 

@@ -200,6 +200,22 @@ class TooManyRequests(ErrorFamily):
         super().__init__(code, message)
 
 
+class ShareError(ErrorFamily):
+    """A share-link request refused (chalicelib.shares). Raise as ShareError(code, message).
+
+    An unknown, revoked or expired link all read `share_not_found`: a link that
+    does not work says nothing more.
+    """
+
+    codes: ClassVar[Mapping[str, int]] = {
+        "invalid_field": 400,
+        "not_found": 404,
+        "share_not_found": 404,
+        "not_completed": 409,
+        "too_many_shares": 409,
+    }
+
+
 # --- jobs ----------------------------------------------------------------------------
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib.api import ApiError
 from chalicelib.auth import hash_key
+from chalicelib.errors import ShareError, shown
 from chalicelib.jobs import JobStore, iso_utc, parse_job_id
 
 TOKEN_PREFIX = "scs_"
@@ -26,10 +26,6 @@ DEFAULT_HOURS = 7 * 24
 MAX_HOURS = 90 * 24
 MAX_SHARES_PER_JOB = 20
 _COLUMNS = "id, job_id, owner, created_at, expires_at, revoked_at"
-
-
-class ShareError(ApiError):
-    """A share request refused: HTTP status and machine-readable code (an API error)."""
 
 
 @dataclass(frozen=True)
@@ -78,15 +74,15 @@ class ShareStore:
         400 for a lifetime outside 1 hour - 90 days, 409 past MAX_SHARES_PER_JOB live ones.
         """
         if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_HOURS:
-            raise ShareError(400, "invalid_field", f"expiresInHours must be 1-{MAX_HOURS}")
+            raise ShareError("invalid_field", f"expiresInHours must be 1-{MAX_HOURS}")
         job = self.jobs.get(job_id, owner)
         if job is None:
-            raise ShareError(404, "not_found", f"no job {job_id}")
+            raise ShareError("not_found", f"no job {shown(job_id)}")
         if job.status != "completed":
-            raise ShareError(409, "not_completed", f"job {job.id} is {job.status}: not shareable")
+            raise ShareError("not_completed", f"job {job.id} is {job.status}: not shareable")
         live = self.list(job.id, owner)
         if sum(1 for s in live if s.revoked_at is None) >= MAX_SHARES_PER_JOB:
-            raise ShareError(409, "too_many_shares", "revoke an older link of this job first")
+            raise ShareError("too_many_shares", "revoke an older link of this job first")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         rows = self.jobs._rows(
             f"INSERT INTO shares (id, job_id, owner, token_hash, expires_at)"
@@ -117,7 +113,7 @@ class ShareStore:
         """Revoke one of the owner's shares (again is a no-op); ShareError 404 if not theirs."""
         canonical_job, canonical_share = parse_job_id(job_id), parse_job_id(share_id)
         if canonical_job is None or canonical_share is None:
-            raise ShareError(404, "not_found", "no such share")
+            raise ShareError("not_found", "no such share")
         rows = self.jobs._rows(
             f"UPDATE shares SET revoked_at = COALESCE(revoked_at, now())"
             f" WHERE id = CAST(:id AS uuid) AND job_id = CAST(:job AS uuid) AND owner = :owner"
@@ -127,7 +123,7 @@ class ShareStore:
             owner=owner,
         )
         if not rows:
-            raise ShareError(404, "not_found", "no such share")
+            raise ShareError("not_found", "no such share")
         return _share(rows[0])
 
     def open(self, token: str | None) -> dict[str, Any]:
@@ -137,7 +133,7 @@ class ShareStore:
         token, or a job that is gone: a link that does not work says nothing more.
         """
         if not is_share_token(token):
-            raise ShareError(404, "share_not_found", "this share link is invalid or has expired")
+            raise ShareError("share_not_found", "this share link is invalid or has expired")
         rows = self.jobs._rows(
             "SELECT s.expires_at, j.file_name, j.mode, j.genre, j.status, j.created_at,"
             " j.completed_at, j.result FROM shares s JOIN jobs j ON j.id = s.job_id"
@@ -146,7 +142,7 @@ class ShareStore:
             hash=hash_key(str(token)),
         )
         if not rows:
-            raise ShareError(404, "share_not_found", "this share link is invalid or has expired")
+            raise ShareError("share_not_found", "this share link is invalid or has expired")
         row = rows[0]
         return {
             "shared": True,

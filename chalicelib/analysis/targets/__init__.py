@@ -204,23 +204,55 @@ def _targets(data: dict[str, Any]) -> dict[str, Target]:
     return found
 
 
+def model_density(f: float, tilt: float, bass_db: float, highpass_hz: float) -> float:
+    """The spectral model's energy per octave at f Hz, in dB (README: the spectral model)."""
+    return (
+        tilt * math.log2(max(f, KNEE_HZ) / KNEE_HZ)
+        + bass_db / (1.0 + (f / BASS_SHELF_HZ) ** 2)
+        - 10.0 * math.log10(1.0 + (highpass_hz / f) ** 4)
+        - 10.0 * math.log10(1.0 + (f / ROLL_OFF_HZ) ** 4)
+    )
+
+
+_STEPS = 48  # integration steps per octave
+
+
+def _model_energy(low: float, high: float, model: tuple[float, float, float]) -> float:
+    """The model's energy from low to high Hz, in steps of 1/48 octave (relative units)."""
+    count = max(1, round(math.log2(high / low) * _STEPS))
+    return sum(
+        10.0 ** (model_density(low * 2.0 ** ((i + 0.5) / _STEPS), *model) / 10.0)
+        for i in range(count)
+    )
+
+
 def band_levels(tilt: float, bass_db: float, highpass_hz: float) -> dict[str, float]:
     """Each band's share of the 20 Hz - 20 kHz energy, in dB, under the spectral model."""
-
-    def density(f: float) -> float:
-        return (
-            tilt * math.log2(max(f, KNEE_HZ) / KNEE_HZ)
-            + bass_db / (1.0 + (f / BASS_SHELF_HZ) ** 2)
-            - 10.0 * math.log10(1.0 + (highpass_hz / f) ** 4)
-            - 10.0 * math.log10(1.0 + (f / ROLL_OFF_HZ) ** 4)
-        )
-
-    steps = 48  # per octave
-    energy = {}
-    for band, low, high in BANDS:
-        count = round(math.log2(high / low) * steps)
-        energy[band] = sum(
-            10.0 ** (density(low * 2.0 ** ((i + 0.5) / steps)) / 10.0) for i in range(count)
-        )
+    model = (tilt, bass_db, highpass_hz)
+    energy = {band: _model_energy(low, high, model) for band, low, high in BANDS}
     total = sum(energy.values())
     return {band: 10.0 * math.log10(e / total) for band, e in energy.items()}
+
+
+def spectrum_corridor(
+    name: str | None, bands: list[tuple[float, float, float]]
+) -> list[tuple[float, float]] | None:
+    """The genre's target corridor on any grid of bands (centre, low, high Hz): the
+    model's share of the 20 Hz - 20 kHz energy in each band, in dB, minus/plus the
+    tolerance of the seven-band target the centre falls in. None when the name has no
+    spectral model (a destination alone, such as the default `streaming`)."""
+    genre = (name or DEFAULT_TARGET).strip().lower().split("+")[0]
+    if genre not in names():
+        return None
+    spec = _read(genre).get("spectrum")
+    if not spec:
+        return None
+    model = (spec["tiltDbPerOctave"], spec["bassDb"], spec["highpassHz"])
+    total = sum(_model_energy(low, high, model) for _, low, high in BANDS)
+    corridor = []
+    for centre, low, high in bands:
+        band = next((b for b, lo, hi in BANDS if lo <= centre < hi), BANDS[-1][0])
+        tolerance = float(spec["tolerance"].get(band, spec["tolerance"]["default"]))
+        level = 10.0 * math.log10(_model_energy(low, high, model) / total)
+        corridor.append((level - tolerance, level + tolerance))
+    return corridor
