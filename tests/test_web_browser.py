@@ -190,6 +190,10 @@ def test_a_musician_goes_from_sign_in_link_to_shared_report(site: Site, browser:
     assert page.locator("table.platforms tbody tr").count() >= 9
     assert page.locator(".status-ok, .status-warning, .status-critical").count() >= 1
     shoot(page, "3-report")
+    page.emulate_media(media="print")
+    page.screenshot(path=str(ARTIFACTS / "3-report-print.png"), full_page=True)
+    assert page.locator("#share-create").is_hidden() and page.locator(".top").is_hidden()
+    page.emulate_media(media="screen")
     page.set_viewport_size({"width": 360, "height": 800})
     assert no_horizontal_scroll(page), "the report scrolls sideways at 360 px"
     page.set_viewport_size({"width": 1280, "height": 900})
