@@ -241,8 +241,8 @@ def spectrum_corridor(
     model's share of the 20 Hz - 20 kHz energy in each band, in dB, minus/plus the
     tolerance of the seven-band target the centre falls in. None when the name has no
     spectral model (a destination alone, such as the default `streaming`)."""
-    genre = (name or DEFAULT_TARGET).strip().lower().split("+")[0]
-    if genre not in names():
+    genre = canonical((name or DEFAULT_TARGET).split("+")[0])
+    if genre is None:
         return None
     spec = _read(genre).get("spectrum")
     if not spec:
