@@ -213,7 +213,7 @@ def parse_share(body: Mapping[str, Any]) -> int:
     _no_unknown(body, SHARE_FIELDS)
     if body.get("expiresInHours") is None:
         return 7 * 24
-    return _integer(body["expiresInHours"], "expiresInHours")
+    return rules.integer(body["expiresInHours"], "expiresInHours", ApiError)
 
 
 def idempotency_key(headers: Mapping[str, str] | None) -> str | None:

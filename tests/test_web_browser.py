@@ -13,6 +13,7 @@ Chromium; Playwright's own browser download is not used).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -50,6 +51,13 @@ class Site:
     database_url: str
     schema: str
     files: Path
+    log: Path
+
+    def sign_in_link(self) -> str:
+        """The link `soundcheck dev` prints ("web app  http://.../#key=..."); where the
+        stack prints it only to a terminal, the same link built from its state."""
+        found = re.search(r"web app\s+(\S+#key=\S+)", self.log.read_text(errors="replace"))
+        return found[1] if found else f"{self.url}/#key={self.key}"
 
 
 def write_tracks(folder: Path) -> dict[str, Path]:
@@ -95,7 +103,9 @@ def site(
             state = wait_for_state(process, data_dir)
             files = data_dir / "files"
             files.mkdir()
-            yield Site(state.url, state.api_key, database_url, schema, files)
+            yield Site(
+                state.url, state.api_key, database_url, schema, files, data_dir / "stack.log"
+            )
         finally:
             assert stop(process) == 0
 
@@ -154,15 +164,21 @@ def test_a_musician_goes_from_sign_in_link_to_shared_report(site: Site, browser:
     watch = Watch(page)
 
     # Sign in with the link `soundcheck dev` prints: the key leaves the address bar.
-    page.goto(f"{site.url}/#key={site.key}")
+    link = site.sign_in_link()
+    assert link.startswith(site.url) and link.endswith(f"#key={site.key}")
+    page.goto(link)
     page.get_by_role("heading", name="Analyse a mix").wait_for()
     assert site.key not in page.url
     assert page.evaluate("localStorage.getItem('soundcheck.apiKey')") == site.key
     page.locator("#genre option[value=pop]").wait_for(state="attached")
     shoot(page, "1-upload")
 
-    # Two real files at once through the file picker, against the pop targets.
-    page.set_input_files("#file-input", [str(xss), str(tracks["v2"])])
+    # Two real files at once through the file picker, opened from the keyboard.
+    with page.expect_file_chooser() as chooser:
+        page.locator("label[for=file-input]").focus()
+        page.keyboard.press("Enter")
+    assert chooser.value.is_multiple()
+    chooser.value.set_files([str(xss), str(tracks["v2"])])
     page.select_option("#genre", "pop")
     assert page.locator(".upload-name").all_inner_texts() == [XSS_NAME, tracks["v2"].name]
     page.get_by_role("button", name="Analyse 2 files").click()
