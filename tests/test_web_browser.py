@@ -200,8 +200,10 @@ def test_a_musician_goes_from_sign_in_link_to_shared_report(site: Site, browser:
     assert page.evaluate("window.__xss") is None
     assert page.locator(".score-value").inner_text().isdigit()
     assert "null" not in page.locator("main").inner_text().split()
-    drawn = page.locator(".plot[data-drawn=true] canvas")
-    assert drawn.count() >= 1
+    # Waveform, loudness over time, spectrum, stereo correlation: all drawn, none missing.
+    assert page.locator(".plot[data-drawn=true] canvas").count() == 4
+    assert page.locator(".chart.missing").count() == 0
+    assert page.locator("#chart-spectrum .numbers tbody tr").count() >= 55
     assert page.locator("table.metrics tbody tr").count() >= 5
     assert page.locator("table.platforms tbody tr").count() >= 9
     assert page.locator(".status-ok, .status-warning, .status-critical").count() >= 1
@@ -225,8 +227,24 @@ def test_a_musician_goes_from_sign_in_link_to_shared_report(site: Site, browser:
     page.goto(f"{site.url}/#/compare")
     page.get_by_role("button", name="Compare").click()
     page.locator("#difference").wait_for()
-    assert "LU" in page.locator("#difference").inner_text()
+    difference = page.locator("#difference").inner_text()
+    assert "LU" in difference and "clipped region" in difference
     shoot(page, "4-compare")
+
+    # Reference mode: the louder version against the first job, both drawn in the charts.
+    first_job = report_url.rsplit("/", 1)[-1]
+    page.goto(f"{site.url}/#/")
+    page.locator(f"#reference-job option[value='{first_job}']").wait_for(state="attached")
+    page.check("#mode-job")
+    page.select_option("#reference-job", first_job)
+    page.set_input_files("#file-input", str(tracks["v2"]))
+    page.get_by_role("button", name="Analyse", exact=True).click()
+    page.locator("[data-state=drawn]").wait_for()
+    assert "reference" in page.locator(".summary").inner_text()
+    page.get_by_text("Dashed orange lines: the reference track.").wait_for()
+    legend = page.locator("#chart-loudness .u-legend")
+    assert legend.get_by_text("reference short-term").count() == 1
+    shoot(page, "3b-reference")
 
     # The key never went into a URL, and every API call carried it as a header only.
     assert not [u for u in watch.urls if site.key in u]
@@ -240,7 +258,7 @@ def test_a_musician_goes_from_sign_in_link_to_shared_report(site: Site, browser:
     shared.goto(link)
     shared.locator("[data-state=drawn]").wait_for()
     assert shared.locator("h1").inner_text() == XSS_NAME
-    assert shared.locator(".plot[data-drawn=true] canvas").count() >= 1
+    assert shared.locator(".plot[data-drawn=true] canvas").count() == 4
     assert shared.locator("#share-create").count() == 0
     assert "null" not in shared.locator("main").inner_text().split()
     assert shared.evaluate("localStorage.length") == 0
@@ -276,7 +294,7 @@ def test_a_second_owner_sees_nothing_of_the_first(site: Site, browser: Any) -> N
     store = JobStore(site.database_url, site.schema)
     try:
         other_key = store.create_api_key(f"bob-{uuid.uuid4().hex[:6]}")
-        first_owner_jobs = store.list("dev", limit=5)
+        first_owner_jobs = store.list_for_owner("dev", limit=5)
     finally:
         store.close()
     context = browser.new_context()

@@ -17,7 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.analysis import channels, dynamics, ffmpeg, loudness, spectrum, stereo, truepeak
+from chalicelib.analysis import (
+    channels,
+    clips,
+    dynamics,
+    ffmpeg,
+    loudness,
+    loudness_series,
+    spectrum,
+    spectrum_curve,
+    stereo,
+    stereo_series,
+    truepeak,
+    waveform,
+)
 from chalicelib.analysis.arrays import as_frames
 from chalicelib.analysis.blockwise import Accumulator, Block, Context, Result
 from chalicelib.analysis.decode import AudioInfo, AudioStream, array_stream
@@ -34,6 +47,12 @@ METERS: tuple[Callable[[Context], Accumulator], ...] = (
     dynamics.LevelMeter,
     stereo.StereoMeter,
     spectrum.SpectrumMeter,
+    # The web app's views (issue 9), after the meters whose kept values they read.
+    loudness_series.MomentarySeriesMeter,
+    clips.ClipRegionMeter,
+    stereo_series.CorrelationMeter,
+    spectrum_curve.SpectrumCurveMeter,
+    waveform.WaveformMeter,
 )
 
 

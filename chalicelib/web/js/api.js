@@ -67,6 +67,8 @@ const MESSAGES = {
   too_many_shares: 'This report has too many active links: revoke one first.',
   share_not_found: 'This share link is invalid, was revoked or has expired.',
   rate_limited: 'Too many requests right now.',
+  too_many_waiting: 'You have too many tracks waiting already: let some finish first.',
+  too_many_failed_sign_ins: 'Too many failed sign-ins from here.',
   unavailable: 'soundcheck is temporarily unavailable. Try again in a moment.',
   misconfigured: 'soundcheck is misconfigured; tell its operator.',
   internal_error: 'Something went wrong on the server. Try again; if it persists, tell the operator.',
@@ -78,9 +80,10 @@ const MESSAGES = {
 /** A sentence for the user: the code's explanation, plus the server's detail when useful. */
 export function message(error) {
   if (!(error instanceof ApiError)) return 'Something went wrong in the page. Reload and try again.';
-  if (error.status === 429 || error.code === 'rate_limited') {
+  if (error.status === 429) {
     const wait = Number(error.retryAfter);
-    return `Too many requests: try again ${wait > 0 ? `in ${Math.ceil(wait)} s` : 'shortly'}.`;
+    const what = MESSAGES[error.code] || MESSAGES.rate_limited;
+    return `${what} Try again ${wait > 0 ? `in ${Math.ceil(wait)} s` : 'shortly'}.`;
   }
   const known = MESSAGES[error.code];
   if (known) return known;

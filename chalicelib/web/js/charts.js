@@ -9,6 +9,7 @@ const COLORS = {
   main: '#1f5fbf', second: '#8a4fd1', ref: '#d97706', target: 'rgba(22, 163, 74, 0.16)',
   targetLine: '#15803d', clip: 'rgba(220, 38, 38, 0.45)', wave: 'rgba(31, 95, 191, 0.35)',
 };
+const FREQUENCY_TICKS = [20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000];
 let loading = null;
 
 /** uPlot, loading its script and stylesheet the first time (script-src 'self' allows it). */
@@ -196,9 +197,12 @@ export async function spectrumChart(el, result, reference, signal) {
     data.push(refCurve.map((p) => p.db));
   }
   return draw(el, {
-    scales: { x: { time: false, distr: 3, log: 10 } },
-    axes: [{ label: 'frequency (Hz)', values: (u, ticks) => ticks.map((t) => (t >= 1000 ? `${t / 1000}k` : `${t}`)) },
-      { label: 'dB (re total)' }],
+    scales: { x: { time: false, distr: 3, log: 10, range: [20, 20000] } },
+    axes: [{
+      label: 'frequency (Hz)',
+      splits: () => FREQUENCY_TICKS,
+      values: (u, ticks) => ticks.map((t) => (t == null ? '' : t >= 1000 ? `${t / 1000}k` : `${t}`)),
+    }, { label: 'dB (re total)' }],
     series: series.map((s, i) => (i ? { spanGaps: true, ...s } : s)),
     bands,
   }, data, signal);

@@ -124,7 +124,8 @@ function chartsSection(job, signal) {
     `Momentary and short-term loudness; dashed: integrated (${num(r.loudness?.integratedLufs, 1)} LUFS)${target ? '; green band: the target' : ''}.`,
     () => charts.loudnessTable(r), (el) => charts.loudnessChart(el, r, target, reference, signal), 'The loudness series');
   add(r.spectrum && r.spectrum.curve, 'chart-spectrum', 'Spectrum',
-    'Long-term average spectrum at 1/6 octave against the genre\'s target corridor (green).',
+    `Long-term average spectrum at 1/6 octave (level of each band relative to the whole)${
+      (r.spectrum?.curve || []).some((p) => typeof p.lowDb === 'number') ? '; green: the genre\'s target corridor' : ''}.`,
     () => charts.spectrumTable(r), (el) => charts.spectrumChart(el, r, reference, signal), 'The spectrum curve');
   if (r.stereo) {
     const low = r.stereo.lowEndCorrelation;
