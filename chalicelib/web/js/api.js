@@ -74,6 +74,11 @@ const MESSAGES = {
   internal_error: 'Something went wrong on the server. Try again; if it persists, tell the operator.',
   upload_failed: 'The upload did not complete. Try again.',
   upload_expired: 'The upload link expired before the upload finished. Try again.',
+  expired: 'The upload link expired before the upload finished. Try again.',
+  upload_used: 'That upload link was already used. Upload the file again.',
+  invalid_signature: 'The upload was refused (its link did not match the file). Try again.',
+  retry_limit: 'This job was retried too often; upload the file again as a new job.',
+  busy: 'soundcheck is busy right now. Try again in a moment.',
   stalled: 'The analysis stopped responding and was given up after several attempts.',
 };
 
@@ -103,6 +108,8 @@ const TYPES = {
   aac: 'audio/aac', caf: 'audio/x-caf', w64: 'audio/x-w64',
 };
 
+const FORBIDDEN_HEADERS = new Set(['content-length', 'host', 'connection', 'expect']);
+
 export function contentType(file) {
   const ext = (file.name.split('.').pop() || '').toLowerCase();
   return TYPES[ext] || file.type || 'application/octet-stream';
@@ -127,7 +134,11 @@ export async function upload(file, onProgress, signal) {
   await new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open(target.method || 'PUT', url);
-    for (const [name, value] of Object.entries(target.headers || {})) xhr.setRequestHeader(name, value);
+    for (const [name, value] of Object.entries(target.headers || {})) {
+      // The browser sets Content-Length itself (from the file, the signed size) and
+      // refuses a script that tries.
+      if (!FORBIDDEN_HEADERS.has(name.toLowerCase())) xhr.setRequestHeader(name, value);
+    }
     xhr.upload.addEventListener('progress', (event) => {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
