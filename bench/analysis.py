@@ -6,7 +6,8 @@ written as 24-bit WAV) and prints, side by side:
 - the full analysis (decode through the ffmpeg child, loudness, LRA, true peak,
   dynamics, stereo, spectrum, score) as analyze_file() runs it, warm, best of 3:
   on one core (this process and its decoder pinned to one CPU, meters in the
-  calling thread) and on all cores (meters in threads);
+  calling thread) and on all cores (meters in threads); wall time and CPU time
+  (all threads and the decoder child: steadier than wall time on a busy machine);
 - ffmpeg -af ebur128=peak=true on the same file (integrated, LRA and true peak),
   best of 3: the usual command-line reference, and the ratio to it;
 - the peak RSS of a fresh process that runs analyze_file() once (and of one that
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -61,13 +63,23 @@ print(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1), child)
 """
 
 
-def best_of(runs: int, action: Callable[[], object]) -> float:
-    best = float("inf")
+def best_of(runs: int, action: Callable[[], object]) -> tuple[float, float]:
+    """(wall, CPU) seconds of the fastest of `runs` runs; CPU counts this process's
+    threads and the children it waited for (the decoder, ffmpeg)."""
+    best = (float("inf"), float("inf"))
     for _ in range(runs):
+        before = _cpu()
         started = time.perf_counter()
         action()
-        best = min(best, time.perf_counter() - started)
+        wall = time.perf_counter() - started
+        best = min(best, (wall, _cpu() - before))
     return best
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 @contextmanager
@@ -96,8 +108,8 @@ def track(kind: str, minutes: float, rate: int = RATE, seed: int = 1) -> np.ndar
     return samples.astype(np.float32)
 
 
-def ffmpeg_ebur128(path: Path) -> tuple[float, str]:
-    """Seconds (best of 3) and ffmpeg's summary line (I, LRA, true peak)."""
+def ffmpeg_ebur128(path: Path) -> tuple[tuple[float, float], str]:
+    """(wall, CPU) seconds (best of 3) and ffmpeg's summary line (I, LRA, true peak)."""
     command = ["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-af",
                "ebur128=peak=true", "-f", "null", "-"]  # fmt: skip
     output = ""
@@ -136,17 +148,18 @@ def bench_track(kind: str, minutes: float, folder: Path) -> None:
     del samples
     print(f"\n{kind} track: {minutes:g} min stereo {RATE} Hz, 24-bit WAV")
     analyse(path, None)  # warm: imports, caches, page cache
-    ffmpeg_seconds, summary = ffmpeg_ebur128(path) if shutil.which("ffmpeg") else (0.0, "")
+    found = shutil.which("ffmpeg")
+    (ff_wall, ff_cpu), summary = ffmpeg_ebur128(path) if found else ((0.0, 0.0), "")
     for label, count, workers in (("one core", 1, 1), ("all cores", None, None)):
         with cores(count):
-            ours = best_of(3, lambda w=workers: analyse(path, w))
+            wall, cpu = best_of(3, lambda w=workers: analyse(path, w))
         result = analyse(path, None)
         loud, peaks = result["loudness"], result["peaks"]
         numbers = f"I {loud['integratedLufs']}  LRA {loud['rangeLu']}  TP {peaks['truePeakDbtp']}"
-        ratio = f"  {ffmpeg_seconds / ours:4.1f}x ffmpeg" if ffmpeg_seconds else ""
-        print(f"  analysis, {label:<9} (best of 3)  {ours:7.3f} s{ratio}   {numbers}")
-    if ffmpeg_seconds:
-        print(f"  ffmpeg ebur128=peak=true (best of 3)  {ffmpeg_seconds:7.3f} s   {summary}")
+        ratio = f" {ff_wall / wall:4.1f}x ffmpeg" if found else ""
+        print(f"  analysis, {label:<9} {wall:6.3f} s (CPU {cpu:5.2f} s){ratio}   {numbers}")
+    if found:
+        print(f"  ffmpeg ebur128=peak=true {ff_wall:6.3f} s (CPU {ff_cpu:5.2f} s)   {summary}")
     else:
         print("  ffmpeg: not installed (apt-get install ffmpeg)")
     own, child = peak_rss_mb(path)

@@ -1,18 +1,10 @@
-"""Input arrays: validation, conversion to float32 frames, and chunked reductions.
-
-Reductions run over 64 k-sample chunks so that a 3-minute stereo track never
-needs a full-size temporary, and sums accumulate in float64 across chunks.
-"""
+"""Input arrays: validation and conversion to float32 frames."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import numpy as np
 
 from chalicelib.analysis.errors import AnalysisError
-
-CHUNK = 1 << 16
 
 _INT_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31, np.dtype(np.int8): 2.0**7}
 
@@ -39,16 +31,3 @@ def as_frames(samples: object) -> np.ndarray:
     if samples.dtype.kind != "f":
         raise AnalysisError("invalid_input", f"unsupported sample type {samples.dtype}")
     return np.asarray(samples, dtype=np.float32)
-
-
-def chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
-
-
-def dot(a: np.ndarray, b: np.ndarray) -> float:
-    """sum(a * b) of two 1-D float32 arrays (views are fine), accumulated in float64."""
-    total = 0.0
-    for part in chunks(len(a)):
-        total += float(np.dot(a[part], b[part]))
-    return total

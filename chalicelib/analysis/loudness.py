@@ -104,7 +104,7 @@ class LoudnessMeter:
             x = x[self._used]
         y, self._state = sosfilt(self._sos, x, axis=-1, zi=self._state)
         np.square(y, out=y)
-        self._collect(self._gains @ y)
+        self._collect(np.einsum("c,cn->n", self._gains, y))
 
     def _collect(self, power: np.ndarray) -> None:
         """Add per-sample weighted power to the sub-blocks it falls in."""

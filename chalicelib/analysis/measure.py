@@ -2,17 +2,18 @@
 
 `measure_stream` reads the decoded stream once. Each block is checked (NaN and
 infinity refused), turned channel-major, and handed to one accumulator per
-measurement (`METERS`, see blockwise.py); with several cores the accumulators of
-one block run in threads (their numpy/scipy kernels release the GIL) while the
-main thread decodes the next block. Memory is a few blocks, whatever the
+measurement (`METERS`, see blockwise.py); with several cores each accumulator
+runs in a thread of its own (their numpy/scipy kernels release the GIL) while
+the calling thread decodes the next block. Memory is a few blocks, whatever the
 track's length.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -94,8 +95,8 @@ def _array_info(
 def measure_stream(
     stream: AudioStream, limits: Limits | None = None, *, workers: int | None = None
 ) -> dict[str, Any]:
-    """Measure a decoded stream in one pass; `workers` threads (None: one per core,
-    at most one per meter; 1: all in the calling thread).
+    """Measure a decoded stream in one pass; the meters in threads of their own when
+    `workers` > 1 (None: when there is more than one core), else in the calling thread.
 
     Raises AnalysisError: invalid_samples (NaN/inf), empty_audio, too_long, and
     the limits' codes for the stream's rate and channels.
@@ -155,24 +156,56 @@ def _blocks(chunks: Iterable[np.ndarray], context: Context, limits: Limits) -> I
 
 
 def _feed(meters: list[Accumulator], blocks: Iterable[Block], workers: int | None) -> int:
-    """Give every block to every meter in order; returns the frame count."""
-    count = min(len(meters), os.cpu_count() or 1) if workers is None else workers
+    """Give every block to every meter in order; returns the frame count.
+
+    Threaded, each meter has its own thread and a short queue, so a slow meter
+    (the K-weighting filter) does not hold the others at every block: the
+    operating system balances them over the cores, and the queues bound memory.
+    """
+    threaded = (os.cpu_count() or 1) > 1 if workers is None else workers > 1
     frames = 0
-    if count <= 1:
+    if not threaded:
         for block in blocks:
             for meter in meters:
                 meter.add(block)
             frames += block.frames
         return frames
-    with ThreadPoolExecutor(count, thread_name_prefix="measure") as pool:
-        pending: list[Future[None]] = []
-        try:
-            for block in blocks:  # decoded here while the last block is measured
-                for future in pending:
-                    future.result()
-                pending = [pool.submit(meter.add, block) for meter in meters]
-                frames += block.frames
-        finally:
-            for future in pending:
-                future.result()
+    lanes = [_Lane(meter) for meter in meters]
+    for lane in lanes:
+        lane.start()
+    try:
+        for block in blocks:  # decoded here while the meters work
+            for lane in lanes:
+                lane.inbox.put(block)
+            frames += block.frames
+            if any(lane.error for lane in lanes):
+                break
+    finally:
+        for lane in lanes:
+            lane.inbox.put(None)
+        for lane in lanes:
+            lane.join()
+    for lane in lanes:
+        if lane.error is not None:
+            raise lane.error
     return frames
+
+
+class _Lane(threading.Thread):
+    """One meter's thread: adds the blocks of its queue in order until None."""
+
+    DEPTH = 4  # blocks queued per meter
+
+    def __init__(self, meter: Accumulator) -> None:
+        super().__init__(name=f"measure-{type(meter).__name__}", daemon=True)
+        self.meter = meter
+        self.inbox: queue.Queue[Block | None] = queue.Queue(self.DEPTH)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (block := self.inbox.get()) is not None:
+            if self.error is None:  # after an error, only drain the queue
+                try:
+                    self.meter.add(block)
+                except BaseException as exc:  # handed to the feeding thread
+                    self.error = exc

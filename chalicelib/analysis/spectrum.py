@@ -96,8 +96,10 @@ class SpectrumMeter:
         dtype = np.float64 if wide else np.float32
         scaled = frames.astype(dtype, copy=False) * (window.astype(dtype) * 2.0**-exponent)
         spectrum = scipy.fft.rfft(scaled, n=self._size, axis=-1)
-        power = (spectrum.real**2 + spectrum.imag**2).sum(axis=(0, 1), dtype=np.float64)
-        self._total += power * 4.0**exponent
+        # |X|^2 summed over channels and frames: (re, im) pairs as rows of reals.
+        pairs = spectrum.reshape(-1, spectrum.shape[-1]).view(scaled.dtype)
+        power = np.einsum("ij,ij->j", pairs, pairs).reshape(-1, 2).sum(axis=1)
+        self._total += power.astype(np.float64) * 4.0**exponent
 
     def power(self) -> tuple[np.ndarray, np.ndarray]:
         """(frequencies, mean-square power per bin, averaged over the channels)."""

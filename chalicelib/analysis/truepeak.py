@@ -165,8 +165,7 @@ def _runs(bound: np.ndarray, level: float) -> list[tuple[int, int, float]]:
 def _interpolated_max(segment: np.ndarray, phases: np.ndarray) -> float:
     """Largest |value| at the in-between instants of segment[LEFT:-RIGHT] (1-D).
 
-    The taps are stacked as rows so one small matrix product computes every
-    phase at once.
+    The taps are stacked as rows so one small product computes every phase at once.
     """
     width = len(segment) - CONTEXT
     if width <= 0:
@@ -174,7 +173,7 @@ def _interpolated_max(segment: np.ndarray, phases: np.ndarray) -> float:
     stacked = np.empty((TAPS_PER_PHASE, width), dtype=np.float32)
     for k in range(TAPS_PER_PHASE):
         stacked[k] = segment[k : k + width]
-    values = phases @ stacked
+    values = np.einsum("pk,kw->pw", phases, stacked)  # not BLAS: see stereo.py
     return float(max(values.max(), -values.min()))
 
 
