@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chalicelib import errors, logs, wake
+from chalicelib import errors, logs, sweeper, wake
 from chalicelib.errors import ReferenceUnavailable
-from chalicelib.reconcile import STALLED, STALLED_MESSAGE, reconcile
-from chalicelib.rules import UNFINISHED, JobStatus
+from chalicelib.rules import JobStatus
 from chalicelib.storage import require_object
+from chalicelib.sweeper import sweep as sweep  # re-exported for callers of consumer.sweep
 
 if TYPE_CHECKING:
     from chalicelib.deps import Deps
@@ -43,9 +43,6 @@ Outcome = Literal["completed", "failed", "retried", "fenced", "lost"]
 # A Lambda stops claiming when less than lease + this is left: a job it starts must
 # be able to finish (or at least keep its lease) before the function is frozen.
 LAMBDA_MARGIN_MS = 15_000
-# How long a queued/processing job must sit unchanged before reconcile looks at it:
-# long enough for a submit to go from INSERT to enqueue.
-RECONCILE_MIN_AGE_S = 2.0
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 
@@ -60,18 +57,6 @@ class DrainResult:
     fenced: int = 0
     lost: int = 0
     stopped: str = ""  # empty | time | stop | max_jobs | claim_error
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class SweepReport:
-    promoted: int = 0
-    reclaimed: int = 0
-    dead: int = 0
-    requeued: int = 0
-    failed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -376,67 +361,14 @@ def forever() -> float:
     return math.inf
 
 
-# --- the sweeper ---------------------------------------------------------------------
-
-
-def sweep(deps: Deps, min_age_s: float = RECONCILE_MIN_AGE_S) -> SweepReport:
-    """Promote due retries, reclaim expired leases, then make Redis agree with Postgres.
-
-    Postgres is the truth: a queued job missing from Redis (its enqueue failed, or
-    Redis lost its data) is enqueued again, a processing job whose lease is gone
-    too, and a job the queue gave up on is failed (`chalicelib.reconcile.plan`).
-    """
-    result = deps.queue.sweep()
-    queue_name = deps.settings.queue_name
-    if result.problem:
-        logs.event("queue_misconfigured", error=result.problem)
-    for job_id in result.dropped:  # its Redis record was gone; reconcile enqueues it again
-        logs.event("dangling_dropped", jobId=job_id)
-    for job_id in result.reclaimed:
-        logs.event("reclaimed", jobId=job_id)
-        logs.job_metrics("reclaimed", queue=queue_name, jobId=job_id)
-    failed = 0
-    for job_id in result.dead:  # stalled too often: its consumers kept dying
-        job = deps.jobs.get(job_id)
-        if job is None or job.status not in UNFINISHED:
-            continue
-        if deps.jobs.fail(
-            job_id, job.lease_token, STALLED, STALLED_MESSAGE, final=True, attempts=job.attempts
-        ):
-            failed += 1
-            logs.event("failed", jobId=job_id, attempt=job.attempts, code=STALLED)
-            logs.job_metrics("failed", queue=queue_name, code=STALLED, jobId=job_id)
-    reconciled = reconcile(deps.jobs, deps.queue, min_age_s)
-    for job_id in reconciled.enqueued:
-        logs.event("requeued", jobId=job_id)
-    for job_id in reconciled.failed:
-        logs.event("failed", jobId=job_id, code="reconciled")
-        logs.job_metrics("failed", queue=queue_name, code="reconciled", jobId=job_id)
-    return SweepReport(
-        promoted=len(result.promoted),
-        reclaimed=len(result.reclaimed),
-        dead=len(result.dead),
-        requeued=len(reconciled.enqueued),
-        failed=failed + len(reconciled.failed),
-    )
-
-
 # --- Lambda entry points -------------------------------------------------------------
-
-
-def _sweep_logged(deps: Deps, me: str) -> SweepReport | None:
-    try:
-        return sweep(deps)
-    except Exception as exc:  # a failing sweep must not stop the jobs already queued
-        logs.event("sweep_error", consumer=me, error=logs.describe(exc))
-        return None
 
 
 def run_consumer(deps: Deps, context: Any) -> dict[str, Any]:
     """The consumer function (woken by a submit): sweep, then drain while time is left."""
     deps.check_server_once()
     me = f"lambda:{getattr(context, 'aws_request_id', None) or os.getpid()}"
-    report = _sweep_logged(deps, me)
+    report = sweeper.sweep_logged(deps, me)
     result = drain(deps, me, context.get_remaining_time_in_millis, margin_ms=LAMBDA_MARGIN_MS)
     logs.event("drained", consumer=me, trigger="invoke", **result.to_dict())
     return {"sweep": report.to_dict() if report else None, "drain": result.to_dict()}
@@ -452,7 +384,7 @@ def run_sweeper(deps: Deps, context: Any) -> dict[str, Any]:
     """
     deps.check_server_once()
     me = f"sweeper:{getattr(context, 'aws_request_id', None) or os.getpid()}"
-    report = _sweep_logged(deps, me)
+    report = sweeper.sweep_logged(deps, me)
     stats = deps.queue.stats()
     logs.queue_metrics(stats)  # the once-a-minute heartbeat the alarms watch
     woke: list[str] = []

@@ -251,7 +251,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[attribute] = parser(raw)
         except ValueError as exc:
-            raise SettingsError(f"{name}={_shown(name, raw)} is invalid: {exc}") from None
+            shown = _shown(
+                name, raw
+            )  # a parser's own message may quote the value: hide it there too
+            reason = str(exc).replace(raw, shown)
+            raise SettingsError(f"{name}={shown} is invalid: {reason}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.lease_seconds > MAX_LEASE_SECONDS:
         raise SettingsError(

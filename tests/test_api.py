@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from app import app
 from chalicelib import api as api_module
-from chalicelib import consumer, deps
+from chalicelib import deps, sweeper
 from chalicelib.deps import Deps, redis_url_hash
 from chalicelib.jobs import JobSpec
 from tests.pipeline_support import (
@@ -293,7 +293,7 @@ def test_submit_succeeds_while_redis_is_down_and_the_sweeper_enqueues_later(
     job_id = json_body(response)["jobId"]
     assert service.jobs.get(job_id).status == "queued"
     assert service.queue.states([job_id]) == {job_id: None}  # never reached Redis
-    report = consumer.sweep(service, min_age_s=0.0)
+    report = sweeper.sweep(service, min_age_s=0.0)
     assert report.requeued == 1
     assert service.queue.states([job_id]) == {job_id: "waiting"}
 

@@ -15,7 +15,7 @@ import pytest
 from chalice.local import LambdaContext
 from chalice.test import Client
 
-from chalicelib import consumer, deps
+from chalicelib import consumer, deps, sweeper
 from chalicelib.deps import Deps
 from chalicelib.jobs import Job, JobSpec
 from chalicelib.storage import LocalStorage
@@ -376,7 +376,7 @@ def test_a_job_whose_consumers_keep_dying_is_failed_as_stalled(service: Deps) ->
     job = submit(service)
 
     def expired() -> bool:
-        consumer.sweep(service, min_age_s=60)  # reconcile stays out of this
+        sweeper.sweep(service, min_age_s=60)  # reconcile stays out of this
         return _state(service, job) != "active"
 
     for _ in range(2):  # SOUNDCHECK_MAX_STALLS=2: claimed, never finished, lease expires
@@ -420,7 +420,7 @@ def test_a_consumer_that_lost_its_lease_writes_nothing(
     untouched = service.jobs.get(job.id)
     assert untouched is not None and (untouched.status, untouched.result) == ("processing", None)
     # reconcile: Postgres says processing, Redis knows nothing -> enqueued; B completes it
-    assert consumer.sweep(service, min_age_s=0.0).requeued == 1
+    assert sweeper.sweep(service, min_age_s=0.0).requeued == 1
     assert drain(service, "B").completed == 1
     done = service.jobs.get(job.id)
     assert done is not None and (done.status, done.attempts) == ("completed", 1)
@@ -459,6 +459,17 @@ def test_drain_survives_redis_going_away(env: dict[str, str], service: Deps) -> 
     assert (result.claimed, result.stopped) == (0, "claim_error")
 
 
+def test_a_failed_sweep_is_logged_and_its_caller_goes_on(
+    env: dict[str, str], service: Deps, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.pipeline_support import closed_port
+
+    gone = build_deps(settings_for({**env, "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}))
+    assert sweeper.sweep_logged(gone, "c1") is None
+    (event,) = [e for e in log_events(capsys.readouterr().out) if e["event"] == "sweep_error"]
+    assert event["consumer"] == "c1" and "ConnectionError" in event["error"]
+
+
 # --- Redis loses everything ------------------------------------------------------------
 
 
@@ -469,7 +480,7 @@ def test_after_redis_loses_its_data_the_sweeper_requeues_from_postgres(service: 
     waiting = submit(service)
     service.queue.delete_all()  # this queue's share of a FLUSHALL
     assert service.queue.states([waiting.id, started.id]) == {waiting.id: None, started.id: None}
-    report = consumer.sweep(service, min_age_s=0.0)
+    report = sweeper.sweep(service, min_age_s=0.0)
     assert report.requeued == 2
     result = drain(service)
     assert result.completed == 2

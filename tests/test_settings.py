@@ -53,6 +53,16 @@ def test_secret_values_are_not_echoed() -> None:
     with pytest.raises(SettingsError) as info:
         load({"SOUNDCHECK_MAX_UPLOAD_BYTES": "x", "SOUNDCHECK_API_KEY": "k"})
     assert "SOUNDCHECK_MAX_UPLOAD_BYTES" in str(info.value)
+    # A bad value of a secret setting itself is named, never shown.
+    with pytest.raises(SettingsError) as info:
+        load({"SOUNDCHECK_UPLOAD_SECRET": "hunter2-short"})
+    assert "SOUNDCHECK_UPLOAD_SECRET" in str(info.value)
+    assert "hunter2" not in str(info.value)
+    # Nor is the password of a bad URL.
+    with pytest.raises(SettingsError) as info:
+        load({"DATABASE_URL": "mysql://app:pg-pw-123@db.example.com/app"})
+    assert "DATABASE_URL" in str(info.value) and "db.example.com" in str(info.value)
+    assert "pg-pw-123" not in str(info.value)
 
 
 def test_require_names_the_missing_variable() -> None:

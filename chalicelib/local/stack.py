@@ -24,8 +24,8 @@ from typing import IO, Any
 
 from chalice.local import LocalChalice
 
-from chalicelib import consumer, logs
 from chalicelib import deps as deps_module
+from chalicelib import logs, sweeper
 from chalicelib import settings as settings_module
 from chalicelib.local.processes import Supervisor
 from chalicelib.local.server import app_preflight, make_server
@@ -282,10 +282,7 @@ class LocalStack:
     def _sweep_forever(self, period_s: float) -> None:
         assert self._deps is not None
         while not self._stop.wait(period_s):
-            try:
-                consumer.sweep(self._deps)
-            except Exception as exc:  # Redis or Postgres away for a moment: try next period
-                logs.event("sweep_error", error=logs.describe(exc))
+            sweeper.sweep_logged(self._deps)  # a failure is logged; the next period retries
 
     # --- run and stop -----------------------------------------------------------------
 

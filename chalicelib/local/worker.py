@@ -14,7 +14,7 @@ import threading
 import time
 from types import FrameType
 
-from chalicelib import consumer, logs
+from chalicelib import consumer, logs, sweeper
 from chalicelib.deps import Deps, redis_url_hash
 from chalicelib.local.processes import die_with_parent
 
@@ -44,10 +44,7 @@ def run(
     next_sweep = time.monotonic()
     while not stop.is_set():
         if sweep_seconds and time.monotonic() >= next_sweep:
-            try:
-                consumer.sweep(deps)
-            except Exception as exc:
-                logs.event("sweep_error", consumer=me, error=logs.describe(exc))
+            sweeper.sweep_logged(deps, me)
             next_sweep = time.monotonic() + sweep_seconds
         result = consumer.drain(deps, me, consumer.forever, should_stop=stop.is_set)
         if stop.is_set():
