@@ -71,8 +71,11 @@ def counting_client(url: str, counter: Counter) -> redis.Redis:
 
 
 def server_calls(client: redis.Redis) -> dict[str, int]:
+    """Calls per command, and `evalsha_usec`: the server's time inside our scripts."""
     stats = client.info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+    calls["evalsha_usec"] = int(stats.get("cmdstat_evalsha", {}).get("usec", 0))
+    return calls
 
 
 def diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
@@ -145,10 +148,11 @@ def bench_worker(url: str, name: str, jobs: int, how: str, detail: bool) -> floa
     server = diff(server_calls(client), before)
     server.pop("info", None)  # our own two INFO commandstats calls
     evalsha = server.get("evalsha", 0)
+    usec = server.pop("evalsha_usec", 0)
     print(
         f"  soundcheck {how:<13}: {done} jobs in {elapsed:.2f} s = {done / elapsed:>9,.0f} jobs/s;"
         f" round trips per job: client {trips / max(done, 1):.3f}, server EVALSHA"
-        f" {evalsha / max(done, 1):.3f}"
+        f" {evalsha / max(done, 1):.3f}; server time per job {usec / max(done, 1):.0f} us"
     )
     if detail:
         print(f"    all server commands during the run: {server}")
