@@ -232,3 +232,22 @@ def test_slow_clients_neither_stall_health_nor_stay_forever(
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_a_client_dribbling_its_request_is_cut_off_at_the_deadline(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A byte every 0.2 s never trips a per-read timeout; the request deadline does."""
+    monkeypatch.setattr("chalicelib.local.server.READ_TIMEOUT_S", 1.0)
+    with served.connect() as sock:
+        sock.sendall(b"POST /api/audio/analyze HTTP/1.1\r\nX-Slow: ")
+        started = time.monotonic()
+        cut = False
+        while time.monotonic() - started < 8:
+            try:
+                sock.sendall(b"a")
+            except OSError:  # reset by the server
+                cut = True
+                break
+            time.sleep(0.2)
+        assert cut and time.monotonic() - started < 5
