@@ -1,9 +1,10 @@
 """A submission storm through HTTP, on direct Postgres and through PgBouncer (issue 13).
 
-N submissions from C concurrent clients (each request its own TCP connection, as
-many browsers or scripts would make) to `soundcheck dev` with K consumers, once
-with the stack on Postgres directly and once through a real PgBouncer in
-transaction pooling (pool 10, as managed Postgres pools for Lambda). Prints per way:
+N submissions from C concurrent clients, each an owner with its own API key (each
+request its own TCP connection, as many browsers or scripts would make) to
+`soundcheck dev` with K consumers, once with the stack on Postgres directly and
+once through a real PgBouncer in transaction pooling (pool 10, as managed Postgres
+pools for Lambda). Prints per way:
 accepted / refused / errors (connection resets), submit latency p50 / p99 / max,
 then completed / failed / lost (an accepted job not completed by the deadline, or
 with no row) and the drain time (first submit to last job finished).
@@ -34,6 +35,7 @@ import soundfile
 
 from chalicelib.client import Client, ClientError
 from chalicelib.db import connect
+from chalicelib.jobs import JobStore
 from chalicelib.local.background import BackgroundStack
 from chalicelib.local.pgbouncer import MISSING, find_pgbouncer, start_pgbouncer
 
@@ -85,20 +87,29 @@ def storm(work: Path, via: str, direct_url: str, jobs: int, clients: int, consum
         cleanup.callback(stack.stop)
         info = stack.start()
         schema = stack.env["SOUNDCHECK_DB_SCHEMA"]
-        client = Client(info.url, info.api_key, timeout=60)
-        file_key = client.upload(short_track(work / f"{via}.wav"))
-        client.wait(client.submit(file_key)["jobId"], timeout=120)  # warm
+        # One owner (API key) per client, as many tenants would be: each stays within
+        # the per-owner submission limits (issue 13's item 3) that one key would hit.
+        store = JobStore(direct_url, schema)
+        keys = [store.create_api_key(f"storm-{n}") for n in range(clients)]
+        store.close()
+        uploads = {}
+        for key in keys:
+            owner_client = Client(info.url, key, timeout=60)
+            uploads[key] = owner_client.upload(short_track(work / f"{via}.wav"))
+        warm = Client(info.url, keys[0], timeout=60)
+        warm.wait(warm.submit(uploads[keys[0]])["jobId"], timeout=120)
 
         accepted: list[str] = []
         refused: Counter[str] = Counter()
         latencies: list[float] = []
         lock = threading.Lock()
 
-        def submit(_: int) -> None:
-            mine = Client(info.url, info.api_key, timeout=60)
+        def submit(n: int) -> None:
+            key = keys[n % clients]
+            mine = Client(info.url, key, timeout=60)
             sent = time.perf_counter()
             try:
-                job_id = str(mine.submit(file_key)["jobId"])
+                job_id = str(mine.submit(uploads[key])["jobId"])
             except ClientError as exc:
                 with lock:
                     refused[f"{exc.status} {exc.code}: {exc.message[:60]}"] += 1

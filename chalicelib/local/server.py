@@ -9,8 +9,8 @@ the caller's Authorization header in the 403 of an unknown route. Here:
 - a listen backlog of LISTEN_BACKLOG and one I/O thread per connection (up to
   MAX_CONNECTIONS), while at most API_THREADS requests run the app at once (each
   may hold a Postgres connection);
-- a request's head and body must arrive within READ_TIMEOUT_S, and an idle
-  keep-alive connection is closed after IDLE_TIMEOUT_S;
+- a request's head, and then its body, must each arrive within READ_TIMEOUT_S,
+  and an idle keep-alive connection is closed after IDLE_TIMEOUT_S;
 - before a body is read: its declared length is checked (digits, under the
   route's limit), an unknown route is refused, a signed upload URL is verified
   against the request's own length and type, and a request to an API route with
@@ -42,7 +42,7 @@ from chalicelib import logs
 API_THREADS = 16  # requests in the app at once (and at most this many Postgres connections)
 MAX_CONNECTIONS = 512  # open client connections; more are answered 503 and closed
 LISTEN_BACKLOG = 1024  # accepted by the kernel before the server takes them
-READ_TIMEOUT_S = 10.0  # a request's line, headers and body must arrive within this
+READ_TIMEOUT_S = 10.0  # a request's head (line and headers), then its body, within this
 IDLE_TIMEOUT_S = 5.0  # a keep-alive connection waiting for its next request
 MAX_API_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's request limit
 LINGER_BYTES = 1024 * 1024  # unread body drained after an early answer, at most
@@ -204,7 +204,7 @@ class LocalHandler(ChaliceRequestHandler):
             self._stop_watch()
 
     def parse_request(self) -> bool:
-        # The request line has arrived: from here head and body get READ_TIMEOUT_S.
+        # The request line has arrived: the rest of the head gets READ_TIMEOUT_S.
         self._ticket = self.server.reaper.watch(self.connection, READ_TIMEOUT_S)
         return bool(super().parse_request())
 
@@ -273,26 +273,30 @@ class LocalHandler(ChaliceRequestHandler):
         return b"".join(chunks)
 
     def _generic_handle(self) -> None:
-        if self._ticket is not None and not self.server.reaper.alive(self._ticket):
+        # The head is in. What follows until the body is read is our own work (the
+        # preflight may ask Postgres, in turn with other requests): not the client's time.
+        if self._ticket is not None and not self.server.reaper.cancel(self._ticket):
             self.close_connection = True  # its time ran out mid-head: the head is cut short
             return
+        self._ticket = None
         length = self._declared_length()
         if isinstance(length, Refusal):
             self._refuse(length)
             return
         if self._preflight is not None:
-            refusal = self._preflight(self.command, self.path, self.headers, length)
+            with self.server.app_slots:  # it may hold a Postgres connection too
+                refusal = self._preflight(self.command, self.path, self.headers, length)
             if refusal is not None:
                 self._refuse(refusal)
                 return
-        body = self._read_body(length) if length > 0 else None
-        if length > 0 and body is None:
-            self.close_connection = True
-            return
-        if self._ticket is not None and not self.server.reaper.cancel(self._ticket):
-            self.close_connection = True  # the body arrived only as its time ran out
-            return
-        self._ticket = None
+        body = None
+        if length > 0:
+            self._ticket = self.server.reaper.watch(self.connection, READ_TIMEOUT_S)
+            body = self._read_body(length)
+            if body is None or not self.server.reaper.cancel(self._ticket):
+                self.close_connection = True  # the client stopped, or its time ran out
+                return
+            self._ticket = None
         headers = dict(self.headers)
         try:
             with self.server.app_slots:
