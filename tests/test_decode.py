@@ -443,6 +443,27 @@ def test_a_decoder_that_crawls_is_killed(tmp_path: Path, source: tuple[Path, np.
     assert no_decoder_left()
 
 
+def test_a_pipe_named_by_dev_fd(source: tuple[Path, np.ndarray]) -> None:
+    """`soundcheck analyze <(curl -s URL)`: the shell passes /dev/fd/N, a pipe that the
+    decoder child must inherit (resolving the path would name `pipe:[...]`)."""
+    ffmpeg_exe()
+    read_end, write_end = os.pipe()
+    data = source[0].read_bytes()
+
+    def writer() -> None:
+        with os.fdopen(write_end, "wb") as out:
+            out.write(data)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        info, x = read_all(Path(f"/dev/fd/{read_end}"))
+    finally:
+        os.close(read_end)
+        thread.join(5)
+    assert info.format == "WAV" and np.abs(x - source[1]).max() < 1e-6
+
+
 def test_closing_early_kills_the_decoder(source: tuple[Path, np.ndarray]) -> None:
     with open_audio(source[0]) as stream:
         next(iter(stream.blocks()))

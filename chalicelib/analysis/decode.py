@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import resource
 import select
 import subprocess
@@ -42,6 +43,7 @@ _F_SETPIPE_SZ = 1031
 _HEADER_MAX = 1 << 16  # ffmpeg's WAVE header is 80 bytes; more means something is wrong
 _LOG_LINES = 400  # info lines kept (the input dump comes first)
 _ERRORS_KEPT = 20
+_INHERITED_FD = re.compile(r"/(?:dev|proc/self)/fd/(\d+)")
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,12 @@ class _DecoderStream(AudioStream):
         self._partial_line = b""
         self._iterated = False
         self._closed = False
+        self._source = str(path.absolute())  # not resolve(): /dev/fd/N names a pipe
+        # An inherited descriptor (`soundcheck analyze <(curl ...)`): the child needs it too.
+        inherited = _INHERITED_FD.fullmatch(self._source)
         self._process = subprocess.Popen(
-            ffmpeg.command(executable, str(path.resolve())),
+            ffmpeg.command(executable, self._source),
+            pass_fds=(int(inherited.group(1)),) if inherited else (),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -367,6 +373,8 @@ class _DecoderStream(AudioStream):
         first = errors[0] if errors else "no audio could be decoded"
         if "matches no streams" in text or "does not contain any stream" in text:
             return AnalysisError("unsupported_format", "the file has no audio stream")
+        if "No such file or directory" in text:
+            return AnalysisError("file_not_found", f"cannot open {self._path.name}")
         if "moov atom not found" in text:
             return AnalysisError(
                 "corrupt_file", "the MP4/M4A file has no index (moov atom): it was cut off"
@@ -381,8 +389,7 @@ class _DecoderStream(AudioStream):
 
     def _clean(self, message: str) -> str:
         """A log message without the temporary path it may name."""
-        resolved = str(self._path.resolve())
-        for shown in (f"file:{resolved}", resolved, f"'{resolved}'"):
+        for shown in (f"file:{self._source}", self._source):
             message = message.replace(shown, self._path.name)
         return message
 
