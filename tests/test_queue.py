@@ -674,6 +674,11 @@ def test_ack_and_claim_with_a_stale_token_acks_nothing_but_still_claims(queue: Q
     acked, nxt = queue.ack_and_claim("j1", old.token, "w1", LEASE)
     assert acked is False and nxt is not None and nxt.job_id == "j1" and nxt.attempt == 2
     assert queue.states(["j1", "j2"]) == {"j1": "active", "j2": "waiting"}
+    # j1 is active again, under the new claim: the old token still acks nothing (the
+    # first call above met j1 waiting, which refuses any token; this one needs the token check)
+    acked, nxt = queue.ack_and_claim("j1", old.token, "w1", LEASE)
+    assert acked is False and nxt is not None and nxt.job_id == "j2"
+    assert queue.states(["j1", "j2"]) == {"j1": "active", "j2": "active"}
 
 
 def test_ack_and_claim_respects_the_cap_and_pause(
