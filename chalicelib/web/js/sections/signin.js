@@ -29,7 +29,7 @@ export const signin = {
     },
     h('label', { for: 'api-key' }, 'API key'),
     input,
-    h('p', { class: 'muted' }, 'Kept in this browser only; sign out removes it. `soundcheck dev` prints a link that signs you in.'),
+    h('p', { class: 'muted' }, 'Kept in this browser only; signing out removes it. On your own machine, soundcheck dev prints a link that signs you in.'),
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
     error);
     main.append(h('h1', {}, 'Sign in to soundcheck'), form);
