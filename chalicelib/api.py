@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import errors, rules
+from chalicelib import errors, formats, rules
 from chalicelib.errors import ApiError, InternalError, SoundcheckError, shown
 from chalicelib.rules import MAX_LIST_LIMIT as MAX_LIST_LIMIT  # re-exported: one rule
 from chalicelib.rules import MODES as MODES
@@ -115,12 +115,15 @@ def parse_upload(body: Mapping[str, Any]) -> UploadRequest:
     """POST /api/audio/upload-url: {fileName, contentType, sizeBytes}.
 
     The size limit itself is the store's (StorageError 413), so it lives in one place.
+    A name or content type that cannot be audio is ApiError unsupported_format
+    (chalicelib.formats), with the accepted formats in its message.
     """
     _no_unknown(body, UPLOAD_FIELDS)
     file_name = _string(body, "fileName", required=True, max_len=rules.MAX_FILE_NAME)
     content_type = _string(body, "contentType", required=True, max_len=rules.MAX_CONTENT_TYPE)
     rules.content_type(content_type, ApiError)
     assert file_name is not None and content_type is not None
+    formats.check_upload(file_name, content_type)  # MIDI, video, text: before any byte moves
     if "sizeBytes" not in body or body["sizeBytes"] is None:
         raise bad_request("missing_field", "sizeBytes is required")
     size = rules.size_bytes(body["sizeBytes"], ApiError)

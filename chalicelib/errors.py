@@ -116,6 +116,7 @@ class ApiError(ErrorFamily):
         "invalid_mode": 400,
         "missing_reference": 400,
         "invalid_content_type": 400,
+        "unsupported_format": 400,
         "invalid_status": 400,
         "invalid_limit": 400,
         "invalid_idempotency_key": 400,

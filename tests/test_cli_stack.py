@@ -305,3 +305,15 @@ def test_make_demo_takes_any_file_name(name: str, tmp_path: Path) -> None:
         timeout=60,
     )
     assert "unknown genre 'hip hop?'" in genre.stderr, genre.stderr
+
+
+def test_a_midi_file_is_refused_before_it_is_uploaded(stack: Running, elsewhere: Path) -> None:
+    (elsewhere / "song.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0")
+    uploads = Path(stack.data_dir) / "objects"
+    before = sorted(p for p in uploads.rglob("*") if p.is_file()) if uploads.exists() else []
+    done = soundcheck("submit", "song.mid", cwd=elsewhere)
+    assert done.returncode == 2
+    assert "MIDI" in done.stderr and "Accepted: WAV" in done.stderr and "FLAC" in done.stderr
+    assert "[unsupported_format]" in done.stderr and "Traceback" not in done.stderr
+    after = sorted(p for p in uploads.rglob("*") if p.is_file()) if uploads.exists() else []
+    assert after == before
