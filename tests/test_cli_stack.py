@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.client import Client
+from chalicelib.local.stack import read_state
 from chalicelib.local.state import STARTING, StackInfo, record_path, running_stacks, write_atomic
 from tests.pipeline_support import own_schema, wav_bytes
 from tests.test_pipeline import start_stack, stop, wait_for_state
@@ -317,3 +318,54 @@ def test_a_midi_file_is_refused_before_it_is_uploaded(stack: Running, elsewhere:
     assert "[unsupported_format]" in done.stderr and "Traceback" not in done.stderr
     after = sorted(p for p in uploads.rglob("*") if p.is_file()) if uploads.exists() else []
     assert after == before
+
+
+def test_ctrl_c_during_the_demo_stops_it_cleanly_and_names_the_job(
+    redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """Ctrl-C in a terminal reaches the demo and its stack (one process group). The
+    demo's queue is paused, so the job is still waiting when Ctrl-C comes."""
+    import redis
+
+    from chalicelib.queue import Queue
+
+    queue_name = f"demo-cc-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(redis_url)
+    queue = Queue(client, queue_name)
+    queue.pause()
+    try:
+        with own_schema(database_url) as schema:
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(REPO),
+                "REDIS_URL": redis_url,
+                "DATABASE_URL": database_url,
+                "QUEUE_NAME": queue_name,
+                "SOUNDCHECK_DB_SCHEMA": schema,
+            }
+            demo = subprocess.Popen(
+                [sys.executable, "-m", "chalicelib.cli", "demo"],
+                cwd=tmp_path,
+                env=env,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            assert demo.stderr is not None
+            seen = []
+            for line in demo.stderr:
+                seen.append(line)
+                if "as job" in line:
+                    break
+            assert seen and "as job" in seen[-1], "".join(seen)
+            job_id = seen[-1].split("as job ", 1)[1].strip()
+            os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+            rest = demo.stderr.read()
+            assert demo.wait(timeout=120) == 130, rest
+            assert "Traceback" not in rest
+            assert "demo: stopped (Ctrl-C)" in rest and f"`soundcheck status {job_id}`" in rest
+            assert "demo: stack stopped" in rest
+            assert read_state(tmp_path / ".soundcheck" / "demo") is None
+    finally:
+        queue.delete_all()
+        client.close()

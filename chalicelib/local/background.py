@@ -41,6 +41,11 @@ class BackgroundStack:
         self.env = self._isolated_env(purpose, extra_env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def throwaway(self) -> bool:
+        """Whether its jobs live in a schema made for this run (dropped by `stop()`)."""
+        return bool(self.env.get("DATABASE_URL")) and not os.environ.get("SOUNDCHECK_DB_SCHEMA")
+
     @staticmethod
     def _isolated_env(purpose: str, extra: dict[str, str]) -> dict[str, str]:
         env = {**os.environ, **extra}

@@ -106,7 +106,8 @@ def run(
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
-        print(f"\ndemo: stopped (Ctrl-C); {_left_behind(interrupt, data_dir)}", file=sys.stderr)
+        left = _left_behind(getattr(interrupt, "job_id", None), stack, data_dir)
+        print(f"\ndemo: stopped (Ctrl-C); {left}", file=sys.stderr)
         code = INTERRUPTED
     finally:
         stopped = stack.stop()
@@ -118,13 +119,17 @@ def run(
     return code
 
 
-def _left_behind(interrupt: KeyboardInterrupt, data_dir: Path) -> str:
-    """What happens to the demo's job now that its stack stops with the demo."""
-    job_id = getattr(interrupt, "job_id", None)
+def _left_behind(job_id: str | None, stack: BackgroundStack, data_dir: Path) -> str:
+    """What becomes of the demo's job now that its stack stops with the demo."""
     if job_id is None:
         return "no job was submitted."
+    if stack.throwaway:
+        return f"job {job_id} goes with the demo's own schema, dropped as the demo stops."
     if os.environ.get("DATABASE_URL"):
-        return f"job {job_id} goes with the demo's own schema."
+        return (
+            f"job {job_id} stays queued on REDIS_URL/DATABASE_URL: a `soundcheck dev` or "
+            f"worker there finishes it, and `soundcheck status {job_id}` then shows it."
+        )
     return (
         f"job {job_id} stays queued in the demo's data dir: `soundcheck dev --data-dir "
         f"{data_dir}` finishes it, and `soundcheck status {job_id}` then shows it."

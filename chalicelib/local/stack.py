@@ -51,7 +51,9 @@ class StackOptions:
     port: int = 8000
     consumers: int = 1
     data_dir: Path = Path(".soundcheck")
-    project_dir: Path = Path(".")
+    # The checkout this package lives in (app.py beside chalicelib/), not the current
+    # directory: `soundcheck dev` and `make demo` work from wherever they are run.
+    project_dir: Path = Path(__file__).resolve().parents[2]
 
 
 def read_state(data_dir: Path = Path(".soundcheck")) -> StackInfo | None:
