@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,11 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\nsoundcheck {args.command}: stopped (Ctrl-C)", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `soundcheck queue stats | head`: the reader left; no traceback, and none at exit
+        # when Python flushes stdout again (the documented way: point it at devnull).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def main(argv: list[str] | None = None) -> int:

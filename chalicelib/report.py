@@ -174,7 +174,9 @@ def _comparison(comparison: dict[str, Any]) -> list[str]:
     against = comparison.get("targetTitle") or comparison.get("target") or "?"
     mode = comparison.get("mode") or "genre"
     heading = f"Score {score}/100" if isinstance(score, int | float) else "Score n/a"
-    lines = [f"{heading} against {against} ({mode})"]
+    # "against Streaming (genre)" read as if streaming were a genre: name the mode only
+    # where it is not the name itself.
+    lines = [f"{heading} against {against}" + (" (reference)" if mode == "reference" else "")]
     if comparison.get("reason"):
         lines.append(f"  ({comparison['reason']})")
     rows = [m for m in comparison.get("metrics") or [] if isinstance(m, dict)]
