@@ -123,7 +123,7 @@ def parse_upload(body: Mapping[str, Any]) -> UploadRequest:
     content_type = _string(body, "contentType", required=True, max_len=rules.MAX_CONTENT_TYPE)
     rules.content_type(content_type, ApiError)
     assert file_name is not None and content_type is not None
-    formats.check_upload(file_name, content_type)  # MIDI, video, text: before any byte moves
+    formats.check_upload(file_name, content_type)  # MIDI, text, images: before any byte moves
     if "sizeBytes" not in body or body["sizeBytes"] is None:
         raise bad_request("missing_field", "sizeBytes is required")
     size = rules.size_bytes(body["sizeBytes"], ApiError)

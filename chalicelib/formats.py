@@ -5,6 +5,8 @@ hands out an upload URL, so a MIDI file, a video or a document is refused before
 single byte is uploaded, with the list of formats that are accepted. This is a
 first gate only: the decoder (ffmpeg, chalicelib/analysis/decode.py) still judges
 the content, and a text file renamed `mix.wav` fails there as `unsupported_format`.
+The accepted list follows what the decoder reads (docs/api.md): video containers too,
+since their first audio stream is analysed.
 
 Pure Python, no imports from the analysis package: the API functions load it.
 """
@@ -33,19 +35,29 @@ ACCEPTED: dict[str, str] = {
     ".opus": "Opus",
     ".m4a": "M4A (AAC or ALAC)",
     ".aac": "AAC",
+    ".wv": "WavPack",
+    ".wma": "WMA",
+    ".mka": "Matroska audio",
+    ".weba": "WebM audio",
+    # Video containers: the decoder analyses their first audio stream (and fails the
+    # job as unsupported_format when there is none), so they are not refused here.
+    ".mp4": "MP4 (its audio)",
+    ".m4v": "MP4 (its audio)",
+    ".mov": "QuickTime (its audio)",
+    ".mkv": "Matroska (its audio)",
+    ".webm": "WebM (its audio)",
 }
 # What a refused file most likely is, so the message can say so.
 KNOWN_NOT_AUDIO: dict[str, str] = {
     ".mid": "a MIDI file (notes, not sound)",
     ".midi": "a MIDI file (notes, not sound)",
     ".kar": "a MIDI karaoke file (notes, not sound)",
-    ".mp4": "a video file (for audio-only AAC, use .m4a)",
-    ".m4v": "a video file",
-    ".mov": "a video file",
-    ".mkv": "a video file",
     ".avi": "a video file",
-    ".webm": "a video file",
     ".wmv": "a video file",
+    ".m3u": "a playlist (upload the tracks themselves)",
+    ".m3u8": "a playlist (upload the tracks themselves)",
+    ".pls": "a playlist (upload the tracks themselves)",
+    ".cue": "a cue sheet (upload the audio file it points to)",
     ".txt": "a text file",
     ".pdf": "a document",
     ".doc": "a document",
@@ -61,7 +73,8 @@ KNOWN_NOT_AUDIO: dict[str, str] = {
     ".ptx": "a DAW project (export the mix as WAV or FLAC)",
 }
 _MIDI_TYPES = ("audio/midi", "audio/mid", "audio/x-midi", "audio/sp-midi", "audio/x-mid")
-_NOT_AUDIO_FAMILIES = ("video/", "text/", "image/", "font/", "model/", "multipart/")
+# video/* is not here: a video's audio stream is analysed (the decoder judges).
+_NOT_AUDIO_FAMILIES = ("text/", "image/", "font/", "model/", "multipart/")
 
 
 def accepted_list() -> str:
@@ -86,7 +99,7 @@ def check_upload(file_name: str, content_type: str) -> None:
         problem = f"{shown(file_name)} is sent as {shown(kind)}, not as audio"
     elif extension and extension not in ACCEPTED:
         problem = f"{shown(extension)} files are not an audio format soundcheck decodes"
-    elif not extension and not (kind.startswith("audio/") or kind == "application/ogg"):
+    elif not extension and not kind.startswith(("audio/", "video/", "application/ogg")):
         problem = f"{shown(file_name)} has no file extension and is sent as {shown(kind)}"
     if problem:
         raise ApiError(

@@ -30,15 +30,16 @@ def render(result: dict[str, Any], title: str | None = None) -> str:
             ("Short-term max", "shortTermMaxLufs", "LUFS", 1),
         ],
     )
-    lines += _section(
-        "Peaks",
-        result.get("peaks"),
-        [
-            ("True peak", "truePeakDbtp", "dBTP", 1),
-            ("Sample peak", "samplePeakDbfs", "dBFS", 1),
-            ("Clipped samples", "clippedSamples", "", 0),
-        ],
-    )
+    peaks = [
+        ("True peak", "truePeakDbtp", "dBTP", 1),
+        ("Sample peak", "samplePeakDbfs", "dBFS", 1),
+        ("Clipped samples", "clippedSamples", "", 0),
+    ]
+    if (result.get("file") or {}).get("lossy"):
+        # Samples past full scale in a lossy decode are the codec's, not the master's:
+        # shown apart, and not scored as clipping (see the comparison's lossy advice).
+        peaks.append(("Codec overshoot", "overshootSamples", "", 0))
+    lines += _section("Peaks", result.get("peaks"), peaks)
     lines += _section(
         "Dynamics",
         result.get("dynamics"),
@@ -84,8 +85,20 @@ def _file(info: dict[str, Any]) -> list[str]:
         f"{info['sampleRate']} Hz" if info.get("sampleRate") else "",
         str(info.get("layout") or (f"{info['channels']} ch" if info.get("channels") else "")),
         _duration(info.get("durationSeconds")),
+        _lossy(info),
     ]
     return [f"{'File':<{_WIDTH + 2}}" + ", ".join(p for p in parts if p), ""]
+
+
+def _lossy(info: dict[str, Any]) -> str:
+    """ "lossy, audio up to 16.9 kHz": what a lossy source can and cannot show."""
+    if not info.get("lossy"):
+        return ""
+    bandwidth = info.get("bandwidthHz")
+    nyquist = (info.get("sampleRate") or 0) / 2
+    if isinstance(bandwidth, int | float) and bandwidth < nyquist:
+        return f"lossy, audio up to {bandwidth / 1000:.1f} kHz"
+    return "lossy"
 
 
 def _duration(seconds: Any) -> str:

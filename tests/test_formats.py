@@ -20,9 +20,9 @@ __all__ = ["alice", "env", "http", "service"]  # fixtures used by name
         ("song.mid", "audio/midi", "MIDI"),
         ("song.midi", "application/octet-stream", "MIDI"),
         ("groove.wav", "audio/x-midi", "MIDI"),  # a MIDI file named .wav by its sender
-        ("clip.mp4", "video/mp4", "video"),
-        ("clip.mov", "video/quicktime", "video"),
-        ("mix.wav", "video/webm", "not as audio"),
+        ("set.m3u8", "application/vnd.apple.mpegurl", "playlist"),
+        ("cover.png", "image/png", "image"),
+        ("mix.wav", "image/png", "not as audio"),
         ("notes.txt", "text/plain", "text file"),
         ("mix.mp3", "text/plain", "not as audio"),  # a text file renamed .mp3 by a browser
         ("Project.als", "application/octet-stream", "DAW project"),
@@ -54,6 +54,11 @@ def test_not_audio_is_refused_with_the_accepted_list(
         ("My Mix (v2) é.mp3", "audio/mpeg"),
         ("stem.caf", "audio/x-caf"),
         ("noext", "audio/flac"),
+        ("live.wv", "application/octet-stream"),
+        ("old.wma", "audio/x-ms-wma"),
+        ("video.mp4", "video/mp4"),  # its first audio stream is analysed
+        ("clip.mov", "video/quicktime"),
+        ("set.mkv", "video/x-matroska"),
     ],
 )
 def test_audio_formats_the_decoder_reads_are_accepted(

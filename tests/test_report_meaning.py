@@ -141,3 +141,38 @@ def test_clipping_is_not_excused_by_the_reference(result: dict[str, Any]) -> Non
     clipped = _with(result, "peaks", "clippedSamples", 500)
     row = _row(compare(clipped, reference=clipped), "clippedSamples")
     assert row["target"] == 0 and row["status"] != "ok"
+
+
+def test_a_lossy_source_shows_codec_overshoot_apart_and_never_as_clipping(
+    tmp_path: Any,
+) -> None:
+    """A master peaking at full scale, encoded to MP3 by ffmpeg (libmp3lame) as real
+    encoders write it: the decode overshoots 0 dBFS. The report lists the overshoot
+    apart, says the file is lossy and where its audio ends, and scores no clipping."""
+    import shutil
+    import subprocess
+
+    import numpy as np
+    import soundfile
+
+    from chalicelib.analysis import analyze_file
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)")
+    mix = music_like(6.0, 44100, seed=8)
+    mix = (mix / np.max(np.abs(mix))).astype(np.float32)  # peaks at exactly 0 dBFS
+    wav, mp3 = tmp_path / "hot.wav", tmp_path / "hot.mp3"
+    soundfile.write(wav, mix, 44100, subtype="PCM_16")
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-b:a", "128k", str(mp3)],
+        check=True,
+        timeout=120,
+    )
+    result = analyze_file(mp3, genre="pop")
+    assert result["file"]["lossy"] and result["peaks"]["overshootSamples"] > 0
+    text = render(result, title="hot.mp3")
+    assert re.search(rf"Codec overshoot\s+{result['peaks']['overshootSamples']}\b", text)
+    assert re.search(r"lossy, audio up to \d+\.\d kHz", text.splitlines()[2])
+    clipped = _row(result["comparison"], "clippedSamples")
+    assert clipped["value"] == result["peaks"]["clippedSamples"] and clipped["status"] == "ok"
+    assert not any(s["metric"] == "clippedSamples" for s in result["comparison"]["suggestions"])
