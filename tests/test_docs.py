@@ -73,7 +73,8 @@ def documented_commands() -> list[tuple[str, list[str]]]:
     for path in DOCS:
         for line, in_block in _code(_text(path)):
             line = line.split("  #", 1)[0].strip()
-            match = re.search(r"(?:^|\s)(?:\.venv/bin/)?soundcheck ([a-z].*)$", line)
+            # a command line: optional VAR=value prefixes, then the command itself
+            match = re.match(r"(?:[A-Z_]+=\S+\s+)*(?:\.venv/bin/)?soundcheck ([a-z].*)$", line)
             if not match or "[" in match.group(1) or "..." in match.group(1):
                 continue  # a synopsis (`soundcheck dev [--port N]`), not a command
             argv = [PLACEHOLDERS.get(a, a) for a in shlex.split(match.group(1))]
