@@ -11,23 +11,21 @@ for its Lambda handlers, and the API functions must start cold fast.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
 import socket
 import tempfile
-import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chalicelib import errors, logs, sweeper, wake
+from chalicelib import errors, isolated, logs, sweeper, wake
 from chalicelib.errors import ReferenceUnavailable
 from chalicelib.rules import JobStatus
 from chalicelib.storage import require_object
@@ -38,11 +36,14 @@ if TYPE_CHECKING:
     from chalicelib.jobs import Job
     from chalicelib.queue import Claim
 
-Outcome = Literal["completed", "failed", "retried", "fenced", "lost"]
+Outcome = Literal["completed", "failed", "retried", "fenced", "lost", "stalled", "interrupted"]
+Analyse = Callable[["Deps", Path, "Job", dict[str, Any] | None], dict[str, Any]]
 
 # A Lambda stops claiming when less than lease + this is left: a job it starts must
 # be able to finish (or at least keep its lease) before the function is frozen.
 LAMBDA_MARGIN_MS = 15_000
+# A job past its ceiling (SOUNDCHECK_MAX_JOB_SECONDS) or cut short by its Lambda's time.
+PROCESSING_TIMEOUT = errors.ProcessingTimeout.code
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 
@@ -56,6 +57,8 @@ class DrainResult:
     retried: int = 0
     fenced: int = 0
     lost: int = 0
+    stalled: int = 0  # ran past the per-job ceiling: stopped, counted as a stall
+    interrupted: int = 0  # stopped mid-job (SIGTERM): handed back to the queue
     stopped: str = ""  # empty | time | stop | max_jobs | claim_error
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,50 +74,43 @@ def consumer_id(kind: str = "worker") -> str:
 
 
 class LeaseKeeper:
-    """Renews a claim's lease from a background thread while the job is analysed.
+    """Renews a claim's lease while its job runs; the consumer's main thread calls `tick`.
 
     Renewing every lease/3 survives two missed renewals. If a renewal is refused
     the lease was lost (it expired and the sweeper handed the job to someone else,
     or Redis lost it): `lost` turns true and the job's result must not be written.
-    A renewal that raises (a Redis hiccup) is retried at the next tick.
+    A renewal that raises (a Redis hiccup) is retried at the next tick. Past the
+    job's deadline the consumer stops calling `tick`: the lease runs out.
     """
 
     def __init__(self, deps: Deps, claim: Claim, lease_ms: int) -> None:
         self._deps = deps
         self._claim = claim
         self._lease_ms = lease_ms
-        self._stop = threading.Event()
-        self._lost = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"lease-{claim.job_id[:8]}", daemon=True
-        )
+        self._interval = lease_ms / 3000.0
+        self._next = time.monotonic() + self._interval
+        self.lost = False
 
-    @property
-    def lost(self) -> bool:
-        return self._lost.is_set()
+    def tick(self) -> bool:
+        """Renew if due; False once the lease is lost."""
+        if self.lost or time.monotonic() < self._next:
+            return not self.lost
+        try:
+            renewed = self._deps.queue.extend(self._claim.job_id, self._claim.token, self._lease_ms)
+        except Exception as exc:
+            logs.event("lease_extend_error", jobId=self._claim.job_id, error=logs.describe(exc))
+            self._next = time.monotonic() + min(self._interval, 1.0)
+            return True
+        self._next = time.monotonic() + self._interval
+        if not renewed:
+            self.lost = True
+            logs.event("lease_lost", jobId=self._claim.job_id, token=self._claim.token)
+        return not self.lost
 
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        interval = self._lease_ms / 3000.0
-        while not self._stop.wait(interval):
-            try:
-                renewed = self._deps.queue.extend(
-                    self._claim.job_id, self._claim.token, self._lease_ms
-                )
-            except Exception as exc:
-                logs.event("lease_extend_error", jobId=self._claim.job_id, error=logs.describe(exc))
-                continue
-            if not renewed:
-                self._lost.set()
-                logs.event("lease_lost", jobId=self._claim.job_id, token=self._claim.token)
-                return
+    def expire_now(self) -> None:
+        """Give the lease up at once: the next sweep reclaims the job (a stall)."""
+        self.lost = True
+        _quietly(self._deps.queue.extend, self._claim.job_id, self._claim.token, 1)
 
 
 def _trace(exc: BaseException) -> str:
@@ -134,16 +130,14 @@ def classify(exc: BaseException) -> errors.SoundcheckError:
     return errors.of(exc)
 
 
-@contextlib.contextmanager
-def _downloaded(deps: Deps, key: str, name: str) -> Iterator[Path]:
-    """The object at `key` in a temporary file, deleted afterwards whatever happens."""
+def _download(deps: Deps, key: str, directory: Path, name: str) -> Path:
+    """The object at `key` as a file in `directory` (which its caller deletes)."""
     suffix = Path(key).suffix
     suffix = suffix if _SUFFIX.match(suffix) else ""
     require_object(deps.storage, key, deps.settings.max_upload_bytes)  # 404 / 413: final
-    with tempfile.TemporaryDirectory(prefix="soundcheck-") as tmp:
-        path = Path(tmp) / f"{name}{suffix}"
-        deps.storage.download(key, path)
-        yield path
+    path = directory / f"{name}{suffix}"
+    deps.storage.download(key, path)
+    return path
 
 
 def warm_up() -> None:
@@ -165,23 +159,54 @@ def _analyse(deps: Deps, path: Path, job: Job, reference: dict[str, Any] | None)
     )
 
 
-def _reference(deps: Deps, job: Job, token: int) -> dict[str, Any] | None:
-    """The analysed reference of a reference-mode job (a file, or an earlier job's result)."""
-    if job.mode != "reference":
+def _reference_result(deps: Deps, job: Job) -> dict[str, Any] | None:
+    """The earlier job's result a reference-mode job compares with (read in the parent)."""
+    if job.mode != "reference" or not job.reference_job_id:
         return None
-    if job.reference_job_id:
-        ref = deps.jobs.get(job.reference_job_id, owner=job.owner)
-        if ref is None or ref.status != JobStatus.COMPLETED or ref.result is None:
-            raise ReferenceUnavailable(f"reference job {job.reference_job_id} has no result")
-        return ref.result
-    if not job.reference_file_key:
-        raise ReferenceUnavailable("reference mode without a reference")
-    with _downloaded(deps, job.reference_file_key, "reference") as path:
+    ref = deps.jobs.get(job.reference_job_id, owner=job.owner)
+    if ref is None or ref.status != JobStatus.COMPLETED or ref.result is None:
+        raise ReferenceUnavailable(f"reference job {job.reference_job_id} has no result")
+    return ref.result
+
+
+def _work(
+    deps: Deps,
+    job: Job,
+    reference: dict[str, Any] | None,
+    analyse: Analyse,
+    directory: Path,
+    report: isolated.Report,
+) -> dict[str, Any]:
+    """In the job's child process: download, analyse a reference file if any, analyse."""
+    if job.mode == "reference" and reference is None:
+        if not job.reference_file_key:
+            raise ReferenceUnavailable("reference mode without a reference")
         from chalicelib.analysis import Limits, analyze_file
 
-        result = analyze_file(path, limits=Limits.from_settings(deps.settings))
-    deps.jobs.set_progress(job.id, token, 40)
-    return result
+        path = _download(deps, job.reference_file_key, directory, "reference")
+        reference = analyze_file(path, limits=Limits.from_settings(deps.settings))
+        path.unlink()
+        report(40)
+    path = _download(deps, job.file_key, directory, "input")
+    report(50 if reference else 10)
+    return analyse(deps, path, job, reference)
+
+
+def _describe(exc: BaseException) -> isolated.Failed:
+    """How the child reports an exception: its error, and what only the log may show."""
+    error = classify(exc)
+    return isolated.Failed(error.code, error.message, error.retryable, _details(exc, error))
+
+
+def _details(exc: BaseException, error: errors.SoundcheckError) -> dict[str, Any]:
+    """What the job's error does not show goes to the log, under the same reference id:
+    a library's message and, for a bug, the traceback."""
+    details: dict[str, Any] = {}
+    if error is not exc:
+        details = {"reference": getattr(error, "reference", None), "error": logs.describe(exc)}
+    if error.code == "internal_error":
+        details["trace"] = _trace(exc)
+    return details
 
 
 @dataclass
@@ -192,9 +217,10 @@ class _Journal:
     claim: Claim
     consumer: str
     started: float
+    attempt: int = 0  # Postgres' count once the job is started; the queue's before
 
     def __call__(self, name: str, *, code: str | None = None, **fields: Any) -> None:
-        base = {"jobId": self.claim.job_id, "attempt": self.claim.attempt}
+        base = {"jobId": self.claim.job_id, "attempt": self.attempt or self.claim.attempt}
         extra = {"code": code} if code is not None else {}
         logs.event(name, **base, token=self.claim.token, consumer=self.consumer, **extra, **fields)
         duration = fields.get("durationMs")
@@ -215,11 +241,25 @@ def process_claim(
     deps: Deps,
     claim: Claim,
     consumer: str,
-    analyse: Callable[[Deps, Path, Job, dict[str, Any] | None], dict[str, Any]] = _analyse,
+    analyse: Analyse = _analyse,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    seconds: float | None = None,
 ) -> Outcome:
-    """Run one claimed job to its end. Never raises: every failure becomes an outcome."""
+    """Run one claimed job to its end. Never raises: every failure becomes an outcome.
+
+    The download and analysis run in a child process (`chalicelib.isolated`) for
+    at most `seconds` (default SOUNDCHECK_MAX_JOB_SECONDS); this thread renews the
+    lease meanwhile. Past the ceiling the child is killed, the lease is no longer
+    renewed and the job counts a stall; `should_stop` turning true (SIGTERM)
+    kills the child within a fraction of a second and hands the job back.
+    """
+    warm_up()  # before the clock starts; imported once per process, shared by every child
     journal = _Journal(deps, claim, consumer, time.monotonic())
     lease_ms = int(deps.settings.lease_seconds * 1000)
+    ceiling = deps.settings.max_job_seconds
+    seconds = ceiling if seconds is None else min(seconds, ceiling)
+    job = None
     try:
         job = deps.jobs.start(claim.job_id, claim.token, claim.attempt)
         if job is None:
@@ -227,37 +267,132 @@ def process_claim(
             journal("fenced", stage="start")
             _quietly(deps.queue.ack, claim.job_id, claim.token)
             return "fenced"
+        journal.attempt = job.attempts
+        if job.stalls >= deps.settings.max_stalls:  # counted in Postgres: Redis lost the count
+            error = errors.Stalled()
+            return _record_failure(deps, claim, journal, job, error.code, error.message, False)
         waited = (datetime.now(UTC) - job.created_at).total_seconds() * 1000
         journal("claimed", mode=job.mode, genre=job.genre, waitMs=round(waited, 1))
-        with LeaseKeeper(deps, claim, lease_ms) as keeper:
-            reference = _reference(deps, job, claim.token)
-            with _downloaded(deps, job.file_key, "input") as path:
-                deps.jobs.set_progress(job.id, claim.token, 50 if reference else 10)
-                result = analyse(deps, path, job, reference)
+        reference = _reference_result(deps, job)
+        keeper = LeaseKeeper(deps, claim, lease_ms)
+        with tempfile.TemporaryDirectory(prefix="soundcheck-") as tmp:
+            outcome = isolated.run(
+                lambda report: _work(deps, job, reference, analyse, Path(tmp), report),
+                describe=_describe,
+                deadline=journal.started + seconds,
+                should_stop=should_stop,
+                keep_going=keeper.tick,
+                on_progress=lambda p: deps.jobs.set_progress(claim.job_id, claim.token, p),
+            )
+    except Exception as exc:
+        return _fail(deps, claim, journal, exc, job)
+    if isinstance(outcome, isolated.Failed):
+        return _record_failure(
+            deps,
+            claim,
+            journal,
+            job,
+            outcome.code,
+            outcome.message,
+            outcome.retryable,
+            outcome.details,
+        )
+    if isinstance(outcome, isolated.Stopped):
+        return _stopped(deps, claim, journal, job, keeper, outcome, seconds, ceiling)
+    try:
         if keeper.lost:
             journal("fenced", stage="lease_lost")
             return "lost"
-        if not deps.jobs.complete(job.id, claim.token, result):
+        if not deps.jobs.complete(job.id, claim.token, outcome.value):
             journal("fenced", stage="complete")
             _quietly(deps.queue.ack, claim.job_id, claim.token)
             return "fenced"
-        _quietly(deps.queue.ack, claim.job_id, claim.token)
-        journal("completed", durationMs=journal.elapsed_ms())
-        return "completed"
     except Exception as exc:
-        return _fail(deps, claim, journal, exc)
+        return _fail(deps, claim, journal, exc, job)
+    _quietly(deps.queue.ack, claim.job_id, claim.token)
+    journal("completed", durationMs=journal.elapsed_ms())
+    return "completed"
 
 
-def _fail(deps: Deps, claim: Claim, journal: _Journal, exc: Exception) -> Outcome:
+def _stopped(
+    deps: Deps,
+    claim: Claim,
+    journal: _Journal,
+    job: Job,
+    keeper: LeaseKeeper,
+    stopped: isolated.Stopped,
+    seconds: float,
+    ceiling: float,
+) -> Outcome:
+    """The child was ended before it reported: lease lost, stop request, deadline, crash."""
+    if stopped.reason == "lost":
+        journal("fenced", stage="lease_lost")
+        return "lost"
+    if stopped.reason == "died":  # a crash in C, the OOM killer: a bug, retried while allowed
+        error = errors.InternalError()
+        details = {"reference": error.reference, "error": f"analysis process {stopped.detail}"}
+        return _record_failure(
+            deps, claim, journal, job, error.code, error.message, error.retryable, details
+        )
+    if stopped.reason == "stop":
+        # Left `processing` in Postgres: the next start counts the stall, as for a crash.
+        keeper.expire_now()
+        journal("interrupted", durationMs=journal.elapsed_ms())
+        return "interrupted"
+    if seconds < ceiling:
+        message = f"the consumer ran out of time after {seconds:.0f} s"
+    else:
+        message = f"processing took longer than {ceiling:g} s (SOUNDCHECK_MAX_JOB_SECONDS)"
+    try:
+        status = deps.jobs.stall(
+            job.id, claim.token, PROCESSING_TIMEOUT, message, deps.settings.max_stalls
+        )
+    except Exception as exc:  # Postgres is down: the lease runs out, the next start counts it
+        logs.event("job_stall_error", jobId=claim.job_id, error=logs.describe(exc))
+        status = "queued"
+    if status is None:
+        keeper.expire_now()
+        journal("fenced", stage="stall", code=PROCESSING_TIMEOUT)
+        return "fenced"
+    if status == "failed":
+        _quietly(
+            deps.queue.fail, claim.job_id, claim.token, f"{PROCESSING_TIMEOUT}: {message}", False
+        )
+        journal("failed", code=PROCESSING_TIMEOUT, message=message, durationMs=journal.elapsed_ms())
+        return "failed"
+    keeper.expire_now()  # the lease is no longer renewed: the next sweep reclaims the job
+    journal("stalled", code=PROCESSING_TIMEOUT, message=message, durationMs=journal.elapsed_ms())
+    return "stalled"
+
+
+def _fail(
+    deps: Deps, claim: Claim, journal: _Journal, exc: Exception, job: Job | None = None
+) -> Outcome:
     error = classify(exc)
-    code, message, retryable = error.code, error.message, error.retryable
-    # What the job's error does not show goes to the log, under the same reference id:
-    # a library's message and, for a bug, the traceback.
-    details: dict[str, Any] = {}
-    if error is not exc:
-        details = {"reference": getattr(error, "reference", None), "error": logs.describe(exc)}
-    if code == "internal_error":
-        details["trace"] = _trace(exc)
+    return _record_failure(
+        deps, claim, journal, job, error.code, error.message, error.retryable, _details(exc, error)
+    )
+
+
+def _record_failure(
+    deps: Deps,
+    claim: Claim,
+    journal: _Journal,
+    job: Job | None,
+    code: str,
+    message: str,
+    retryable: bool,
+    details: dict[str, Any] | None = None,
+) -> Outcome:
+    """Fail the delivery in Redis and Postgres: retried later, or failed for good.
+
+    Postgres' own counts decide too: a job whose failures (attempts - stalls) reach
+    SOUNDCHECK_MAX_ATTEMPTS fails for good even if Redis, restarted empty, would
+    retry it. `details` go to the log line only.
+    """
+    details = details or {}
+    if job is not None and retryable:
+        retryable = job.attempts - job.stalls < deps.settings.max_attempts
     outcome = None
     try:
         outcome = deps.queue.fail(claim.job_id, claim.token, f"{code}: {message}", retryable)
@@ -269,7 +404,12 @@ def _fail(deps: Deps, claim: Claim, journal: _Journal, exc: Exception) -> Outcom
     final = not retryable or (outcome is not None and outcome.state == "dead")
     try:
         written = deps.jobs.fail(
-            claim.job_id, claim.token, code, message, final=final, attempts=claim.attempt
+            claim.job_id,
+            claim.token,
+            code,
+            message,
+            final=final,
+            attempts=job.attempts if job is not None else claim.attempt,
         )
     except Exception as db_exc:  # Postgres is down: reconcile and the retry fix it later
         logs.event("job_fail_error", jobId=claim.job_id, error=logs.describe(db_exc))
@@ -313,12 +453,14 @@ def drain(
     margin_ms: float = 0.0,
     max_jobs: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-    analyse: Callable[[Deps, Path, Job, dict[str, Any] | None], dict[str, Any]] = _analyse,
+    analyse: Analyse = _analyse,
 ) -> DrainResult:
     """Process jobs one at a time until the queue is empty, time runs short, or told to stop.
 
-    A job is claimed only while more than lease + margin is left, so it can finish
-    inside the time we have. One job's exception never ends the loop.
+    A job is claimed only while more than lease + margin is left, and runs for at
+    most SOUNDCHECK_MAX_JOB_SECONDS or until only `margin_ms` is left, whichever
+    comes first (then it counts a stall and goes back to the queue). One job's
+    exception never ends the loop.
     """
     lease_ms = int(deps.settings.lease_seconds * 1000)
     counts: Counter[str] = Counter()
@@ -344,7 +486,11 @@ def drain(
             break
         for claim in claims:
             counts["claimed"] += 1
-            counts[process_claim(deps, claim, consumer, analyse)] += 1
+            seconds = (time_left_ms() - margin_ms) / 1000
+            outcome = process_claim(
+                deps, claim, consumer, analyse, should_stop=should_stop, seconds=seconds
+            )
+            counts[outcome] += 1
     return DrainResult(
         claimed=counts["claimed"],
         completed=counts["completed"],
@@ -352,6 +498,8 @@ def drain(
         retried=counts["retried"],
         fenced=counts["fenced"],
         lost=counts["lost"],
+        stalled=counts["stalled"],
+        interrupted=counts["interrupted"],
         stopped=stopped,
     )
 

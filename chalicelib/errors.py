@@ -11,6 +11,7 @@
     ├── AnalysisError          bad audio, genre or reference (400; chalicelib.analysis.errors)
     ├── ReferenceUnavailable   a reference job without a result (a job error, never retried)
     ├── Stalled                a job whose consumers kept dying (a job error, never retried)
+    ├── ProcessingTimeout      a job that ran past its ceiling (stopped; a stall each time)
     ├── Misconfigured          a setting is missing or wrong (503 misconfigured, retried)
     │   ├── SettingsError      ... in the environment (chalicelib.settings)
     │   └── QueueConfigError   ... in the Redis server (chalicelib.queue)
@@ -237,6 +238,15 @@ class Stalled(SoundcheckError):
         self, message: str = "the job stopped making progress too many times and was given up"
     ) -> None:
         super().__init__(message)
+
+
+class ProcessingTimeout(SoundcheckError):
+    """A job that ran past its processing ceiling (SOUNDCHECK_MAX_JOB_SECONDS, or its Lambda's
+    time): stopped, counted as a stall, and failed with this once its stalls reach
+    SOUNDCHECK_MAX_STALLS."""
+
+    code = "processing_timeout"
+    status = 500
 
 
 # --- the service itself --------------------------------------------------------------

@@ -52,7 +52,7 @@ T = TypeVar("T")
 _COLUMNS = (
     "id, owner, mode, genre, file_key, file_name, reference_file_key, reference_job_id, "
     "priority, status, progress, attempts, lease_token, error_code, error_message, result, "
-    "idempotency_key, request_hash, created_at, updated_at, started_at, completed_at"
+    "idempotency_key, request_hash, created_at, updated_at, started_at, completed_at, stalls"
 )
 
 
@@ -105,6 +105,10 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    # Deliveries that never reported back (consumer died, lost its lease, was stopped, or
+    # ran past the per-job ceiling). Counted here, not only in Redis, so a Redis that
+    # restarts empty cannot hand a job a fresh set of tries.
+    stalls: int = 0
 
     def to_api(self, include_result: bool = True) -> dict[str, Any]:
         """The DESIGN "GET /api/jobs/{id}" body: camelCase, UTC 'Z' timestamps."""
@@ -488,23 +492,52 @@ class JobStore:
         )
         return [_job(row) for row in rows]
 
-    def start(self, job_id: str, token: int, attempt: int) -> Job | None:
+    def start(self, job_id: str, token: int, attempt: int | None = None) -> Job | None:
         """Take the job for the claim with `token`; None if done or a newer claim has it.
 
         A newer token takes over a `processing` job from an older one (its lease
-        expired and the queue handed the job out again).
+        expired and the queue handed the job out again, or Redis lost the claim):
+        that earlier delivery never reported back, so it counts as a stall.
+        Postgres counts attempts and stalls itself (`attempt`, the queue's count,
+        is not trusted: a Redis that restarted empty starts again at 1).
         """
+        del attempt  # kept for callers; Postgres is the count of record
         rows = self._rows(
-            f"UPDATE jobs SET status = 'processing', lease_token = :token, attempts = :attempt,"
+            f"UPDATE jobs SET status = 'processing', lease_token = :token,"
+            f" attempts = attempts + 1,"
+            f" stalls = stalls + CASE WHEN status = 'processing' THEN 1 ELSE 0 END,"
             f" progress = 0, started_at = now(), updated_at = now()"
             f" WHERE id = CAST(:id AS uuid) AND status IN ('queued', 'processing')"
             f" AND (lease_token IS NULL OR lease_token < :token)"
             f" RETURNING {_COLUMNS}",
             id=parse_job_id(job_id),
             token=token,
-            attempt=attempt,
         )
         return _job(rows[0]) if rows else None
+
+    def stall(
+        self, job_id: str, token: int, code: str, message: str, max_stalls: int
+    ) -> Status | None:
+        """Count a stall the consumer itself noticed (it ran past its ceiling); None if fenced.
+
+        The job goes back to `queued` with this error (the queue reclaims it once the
+        lease runs out), or to `failed` when this was its `max_stalls`-th stall.
+        Returns the new status.
+        """
+        rows = self._rows(
+            "UPDATE jobs SET stalls = stalls + 1,"
+            " status = CASE WHEN stalls + 1 >= :max THEN 'failed' ELSE 'queued' END,"
+            " completed_at = CASE WHEN stalls + 1 >= :max THEN now() ELSE NULL END,"
+            " error_code = :code, error_message = :message, updated_at = now()"
+            " WHERE id = CAST(:id AS uuid) AND lease_token = :token AND status = 'processing'"
+            " RETURNING status",
+            id=parse_job_id(job_id),
+            token=token,
+            code=code,
+            message=message[:2000],
+            max=int(max_stalls),
+        )
+        return rows[0]["status"] if rows else None
 
     def set_progress(self, job_id: str, token: int, progress: int) -> bool:
         """Record progress (clamped to 0-100); False when the lease was lost."""
@@ -577,7 +610,7 @@ class JobStore:
         stays: the next claim's token is larger, and any older consumer stays fenced out.
         """
         rows = self._rows(
-            f"UPDATE jobs SET status = 'queued', progress = 0, attempts = 0,"
+            f"UPDATE jobs SET status = 'queued', progress = 0, attempts = 0, stalls = 0,"
             f" retries = retries + 1,"
             f" error_code = NULL, error_message = NULL, result = NULL, started_at = NULL,"
             f" completed_at = NULL, updated_at = now()"

@@ -55,6 +55,8 @@ METRIC_UNITS: dict[str, str] = {
     "JobsFailed": "Count",
     "JobsReclaimed": "Count",
     "JobsFenced": "Count",
+    "JobsStalled": "Count",  # stopped at the per-job ceiling (SOUNDCHECK_MAX_JOB_SECONDS)
+    "JobsInterrupted": "Count",  # stopped mid-job by a worker shutting down
     "JobDuration": "Milliseconds",  # claim to result, on completed
     "JobWait": "Milliseconds",  # submit to claim, on claimed
 }
@@ -105,6 +107,8 @@ _JOB_COUNTERS: dict[str, str] = {
     "failed": "JobsFailed",
     "reclaimed": "JobsReclaimed",
     "fenced": "JobsFenced",
+    "stalled": "JobsStalled",
+    "interrupted": "JobsInterrupted",
 }
 
 
@@ -250,7 +254,7 @@ def job_metrics(
         values["JobWait"] = wait_ms
     dimensions = {"Queue": queue}
     sets: list[list[str]] = [["Queue"]]
-    if code is not None and name in ("failed", "retried"):
+    if code is not None and name in ("failed", "retried", "stalled"):
         dimensions["ErrorCode"] = code
         sets.append(["Queue", "ErrorCode"])
     return metrics(

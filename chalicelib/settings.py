@@ -35,6 +35,10 @@ class Settings:
     storage_prefix: str = "uploads"
     consumer_function_name: str | None = None
     lease_seconds: float = 120.0
+    # A job's processing ceiling: past it the consumer stops the analysis and renewing the
+    # lease, and the job counts a stall. Below the consumer Lambda's 900 s timeout minus the
+    # drain's 15 s margin, so a job is stopped by us (and counted) before Lambda freezes it.
+    max_job_seconds: float = 600.0
     sweep_seconds: float = 5.0
     max_attempts: int = 3
     max_stalls: int = 3
@@ -76,6 +80,7 @@ _ENV_NAMES: dict[str, str] = {
     "storage_prefix": "SOUNDCHECK_STORAGE_PREFIX",
     "consumer_function_name": "CONSUMER_FUNCTION_NAME",
     "lease_seconds": "SOUNDCHECK_LEASE_SECONDS",
+    "max_job_seconds": "SOUNDCHECK_MAX_JOB_SECONDS",
     "sweep_seconds": "SOUNDCHECK_SWEEP_SECONDS",
     "max_attempts": "SOUNDCHECK_MAX_ATTEMPTS",
     "max_stalls": "SOUNDCHECK_MAX_STALLS",
@@ -170,6 +175,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "storage_prefix": _matching(re.compile(r"^[A-Za-z0-9_-]{1,32}$"), "a short folder name"),
     "consumer_function_name": str,
     "lease_seconds": _positive(float),
+    "max_job_seconds": _positive(float),
     "sweep_seconds": _positive(float),
     "max_attempts": _positive(int),
     "max_stalls": _positive(int),

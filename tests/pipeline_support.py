@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import socket
+import struct
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +103,57 @@ def wav_bytes(
     out = io.BytesIO()
     soundfile.write(out, frames, sample_rate, format="WAV", subtype="PCM_16")
     return out.getvalue()
+
+
+def hanging_wav(seconds: float = 1.0, sample_rate: int = 44_100) -> bytes:
+    """A stereo 16-bit WAV whose LIST/INFO sub-chunk claims 0xFFFFFFF4 bytes.
+
+    libsndfile 1.2.2 loops forever (100 % CPU, in C) on opening it: the stuck job of
+    issue 8, laid out as in /work/shared/cases/make_cases.py (LIST before data).
+    """
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    mono = np.round(0.1 * np.sin(2 * np.pi * 1000 * t) * 32767).astype("<i2")
+    pcm = np.repeat(mono[:, None], 2, axis=1).tobytes()
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, sample_rate, sample_rate * 4, 4, 16)
+    info = b"INFO" + b"abcd" + struct.pack("<I", 0xFFFFFFF4) + bytes(8)
+    lst = b"LIST" + struct.pack("<I", len(info)) + info
+    body = b"WAVE" + fmt + lst + b"data" + struct.pack("<I", len(pcm)) + pcm
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def slow_flac(minutes: float = 10.0) -> bytes:
+    """A ~100 KB FLAC that decodes to `minutes` of stereo 48 kHz digital silence (sox).
+
+    A real input that is slow for its size: minutes of analysis for a tiny upload,
+    well inside the duration limit. Skips the test where sox is missing.
+    """
+    import pytest
+
+    if shutil.which("sox") is None:
+        pytest.skip("sox is not installed (Debian package sox; .ci/run installs it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "silence.flac"  # a file, so sox writes the frame count in
+        subprocess.run(
+            [
+                "sox",
+                "-D",
+                "-n",
+                "-r",
+                "48000",
+                "-c",
+                "2",
+                "-b",
+                "16",
+                str(path),
+                "trim",
+                "0",
+                str(minutes * 60),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        return path.read_bytes()
 
 
 def put_upload(deps: Deps, owner: str, data: bytes, name: str = "mix.wav") -> str:

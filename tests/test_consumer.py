@@ -7,7 +7,7 @@ import json
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -276,13 +276,31 @@ def test_a_bug_in_the_analysis_is_retried_not_fatal(
 # --- leases and fencing ----------------------------------------------------------------
 
 
-def blocking(until: threading.Event, then: Callable[[], None] | None = None) -> Any:
-    """The real analysis, started only once `until` is set (a slow job, made deterministic)."""
+class Release:
+    """A flag the test sets and the job's child process sees: a file appears.
+
+    (multiprocessing.Event would do, but a child killed while waiting on it leaves
+    its Condition locked and the test's `set` hangs.)
+    """
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="release-", dir="/tmp")) / "go"
+
+    def set(self) -> None:
+        self.path.touch()
+
+    def wait(self, timeout: float) -> bool:
+        return bool(wait_until(self.path.exists, timeout=timeout, interval=0.02, what="release"))
+
+
+def blocking(until: Any) -> Any:
+    """The real analysis, started only once `until` is set (a slow job, made deterministic).
+
+    It runs in the job's child process, so `until` is a `Release`.
+    """
 
     def analyse(d: Deps, path: Path, job: Job, reference: dict[str, Any] | None) -> dict[str, Any]:
         assert until.wait(20), "the test never released the analysis"
-        if then is not None:
-            then()
         return consumer._analyse(d, path, job, reference)
 
     return analyse
@@ -290,7 +308,7 @@ def blocking(until: threading.Event, then: Callable[[], None] | None = None) -> 
 
 def test_the_lease_is_extended_while_a_long_analysis_runs(service: Deps) -> None:
     job = submit(service)
-    release = threading.Event()
+    release = Release()
     reclaimed: list[str] = []
 
     def sweep_past_the_lease() -> None:
@@ -312,7 +330,7 @@ def test_two_consumers_never_both_write_a_result(
 ) -> None:
     """A stalls past its lease; the sweeper gives the job to B, who finishes; A writes nothing."""
     job = submit(service)
-    release_a = threading.Event()
+    release_a = Release()
     outcome_a: list[str] = []
 
     def run_a() -> None:
@@ -394,7 +412,7 @@ def test_a_consumer_that_lost_its_lease_writes_nothing(
 ) -> None:
     """Redis forgets A's claim mid-analysis: A's renewal fails, A finishes but keeps quiet."""
     job = submit(service)
-    release_a = threading.Event()
+    release_a = Release()
     outcome_a: list[str] = []
     (claim_a,) = service.queue.claim("A", int(LEASE_S * 1000))
 
@@ -423,7 +441,8 @@ def test_a_consumer_that_lost_its_lease_writes_nothing(
     assert sweeper.sweep(service, min_age_s=0.0).requeued == 1
     assert drain(service, "B").completed == 1
     done = service.jobs.get(job.id)
-    assert done is not None and (done.status, done.attempts) == ("completed", 1)
+    # Redis forgot the claim, Postgres did not: B's is attempt 2, and A's a stall
+    assert done is not None and (done.status, done.attempts, done.stalls) == ("completed", 2, 1)
 
 
 def _state(service: Deps, job: Job) -> str | None:

@@ -118,12 +118,21 @@ def die_with_parent() -> None:
     parent died before we got here, exit now. Elsewhere this is a no-op.
     """
     parent = os.environ.get(PARENT_PID_ENV)
-    if not parent or not sys.platform.startswith("linux"):
+    if parent:
+        exit_with_parent(int(parent), signal.SIGTERM)
+
+
+def exit_with_parent(parent_pid: int, signum: int) -> None:
+    """Have Linux send `signum` to this process when its parent dies; exit now if it has.
+
+    A no-op where prctl(PR_SET_PDEATHSIG) is unavailable.
+    """
+    if not sys.platform.startswith("linux"):
         return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    if os.getppid() != int(parent):
+    if os.getppid() != parent_pid:
         sys.exit(0)

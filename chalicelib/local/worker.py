@@ -1,8 +1,10 @@
 """A long-running consumer process (`soundcheck worker`): the Lambda consumer's loop, forever.
 
 It blocks in `Queue.wait_for_job`, so an enqueue wakes it at once (the local
-stack's "invoker" is the queue itself). SIGTERM or SIGINT lets the current job
-finish, then exits; a second signal exits at once.
+stack's "invoker" is the queue itself). SIGTERM or SIGINT stops it within about a
+second whatever its job is doing: the job runs in a child process (see
+`chalicelib.isolated`), which is killed, and the job goes back to the queue
+(counted as a stall). A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def run(
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
-    """First SIGTERM/SIGINT: finish the current job and exit. Second: exit now."""
+    """First SIGTERM/SIGINT: stop the current job (it is handed back) and exit. Second: exit now."""
 
     def handle(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
