@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import shutil
@@ -121,16 +122,21 @@ def hanging_wav(seconds: float = 1.0, sample_rate: int = 44_100) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def slow_flac(minutes: float = 10.0) -> bytes:
-    """A ~100 KB FLAC that decodes to `minutes` of stereo 48 kHz digital silence (sox).
+def slow_flac(minutes: float = 30.0) -> bytes:
+    """A small FLAC (~10 KB a minute) that decodes to `minutes` of stereo 48 kHz silence (sox).
 
-    A real input that is slow for its size: minutes of analysis for a tiny upload,
-    well inside the duration limit. Skips the test where sox is missing.
+    A real input that is slow for its size: half a minute of analysis for a 300 KB
+    upload, well inside the duration limit. Skips the test where sox is missing.
     """
     import pytest
 
     if shutil.which("sox") is None:
         pytest.skip("sox is not installed (Debian package sox; .ci/run installs it)")
+    return _slow_flac(minutes)
+
+
+@functools.cache
+def _slow_flac(minutes: float) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "silence.flac"  # a file, so sox writes the frame count in
         subprocess.run(
