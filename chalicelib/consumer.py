@@ -245,8 +245,13 @@ def process_claim(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     seconds: float | None = None,
+    ack: Callable[[Claim], None] | None = None,
 ) -> Outcome:
     """Run one claimed job to its end. Never raises: every failure becomes an outcome.
+
+    A delivery that is done with (completed, or stale) is acked with `ack`, by
+    default a plain `Queue.ack`; `drain` collects it instead, to ack it together
+    with the next claim (`Queue.ack_and_claim`, one round trip per job).
 
     The download and analysis run in a child process (`chalicelib.isolated`) for
     at most `seconds` (default SOUNDCHECK_MAX_JOB_SECONDS); this thread renews the
@@ -255,6 +260,7 @@ def process_claim(
     kills the child within a fraction of a second and hands the job back.
     """
     warm_up()  # before the clock starts; imported once per process, shared by every child
+    ack = ack or (lambda done: _quietly(deps.queue.ack, done.job_id, done.token))
     journal = _Journal(deps, claim, consumer, time.monotonic())
     lease_ms = int(deps.settings.lease_seconds * 1000)
     ceiling = deps.settings.max_job_seconds
@@ -265,7 +271,7 @@ def process_claim(
         if job is None:
             # Finished already, or a newer claim owns it: drop this delivery.
             journal("fenced", stage="start")
-            _quietly(deps.queue.ack, claim.job_id, claim.token)
+            ack(claim)
             return "fenced"
         journal.attempt = job.attempts
         if job.stalls >= deps.settings.max_stalls:  # counted in Postgres: Redis lost the count
@@ -305,11 +311,11 @@ def process_claim(
             return "lost"
         if not deps.jobs.complete(job.id, claim.token, outcome.value):
             journal("fenced", stage="complete")
-            _quietly(deps.queue.ack, claim.job_id, claim.token)
+            ack(claim)
             return "fenced"
     except Exception as exc:
         return _fail(deps, claim, journal, exc, job)
-    _quietly(deps.queue.ack, claim.job_id, claim.token)
+    ack(claim)
     journal("completed", durationMs=journal.elapsed_ms())
     return "completed"
 
@@ -465,6 +471,7 @@ def drain(
     lease_ms = int(deps.settings.lease_seconds * 1000)
     counts: Counter[str] = Counter()
     stopped = ""
+    done: list[Claim] = []  # a finished delivery, acked together with the next claim
     while True:
         if should_stop():
             stopped = "stop"
@@ -476,7 +483,7 @@ def drain(
             stopped = "time"
             break
         try:
-            claims = deps.queue.claim(consumer, lease_ms, 1)
+            claims = _next_claims(deps, consumer, lease_ms, done)
         except Exception as exc:
             logs.event("claim_error", consumer=consumer, error=logs.describe(exc))
             stopped = "claim_error"
@@ -488,9 +495,17 @@ def drain(
             counts["claimed"] += 1
             seconds = (time_left_ms() - margin_ms) / 1000
             outcome = process_claim(
-                deps, claim, consumer, analyse, should_stop=should_stop, seconds=seconds
+                deps,
+                claim,
+                consumer,
+                analyse,
+                should_stop=should_stop,
+                seconds=seconds,
+                ack=done.append,
             )
             counts[outcome] += 1
+    for claim in done:  # the last job's ack, with nothing to claim after it
+        _quietly(deps.queue.ack, claim.job_id, claim.token)
     return DrainResult(
         claimed=counts["claimed"],
         completed=counts["completed"],
@@ -502,6 +517,20 @@ def drain(
         interrupted=counts["interrupted"],
         stopped=stopped,
     )
+
+
+def _next_claims(deps: Deps, consumer: str, lease_ms: int, done: list[Claim]) -> list[Claim]:
+    """Claim the next job; with a finished one in `done`, ack it in the same round trip.
+
+    The finished job's result is already in Postgres (written before its ack), and the
+    ack is fenced by its token like any other.
+    """
+    if not done:
+        return deps.queue.claim(consumer, lease_ms, 1)
+    finished = done[-1]
+    _, claim = deps.queue.ack_and_claim(finished.job_id, finished.token, consumer, lease_ms)
+    done.clear()
+    return [claim] if claim is not None else []
 
 
 def forever() -> float:

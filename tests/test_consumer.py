@@ -454,6 +454,38 @@ def _failed(service: Deps, job: Job) -> bool:
     return current is not None and current.status == "failed"
 
 
+# --- one round trip per job ----------------------------------------------------------
+
+
+def test_finishing_a_job_claims_the_next_in_the_same_round_trip(
+    service: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [submit(service, wav_bytes(0.3)) for _ in range(3)]
+    scripts: list[str] = []
+    run = service.queue._run
+
+    def counted(script: str, *args: Any, **kwargs: Any) -> Any:
+        scripts.append(script)
+        return run(script, *args, **kwargs)
+
+    monkeypatch.setattr(service.queue, "_run", counted)
+    result = drain(service)
+    assert (result.claimed, result.completed, result.stopped) == (3, 3, "empty")
+    # claim, then each finish acks and claims the next: 4 round trips for 3 jobs, not 6
+    moves = [s for s in scripts if s in ("claim", "ack", "ack_and_claim")]
+    assert moves == ["claim", "ack_and_claim", "ack_and_claim", "ack_and_claim"], moves
+    for job in jobs:
+        done = service.jobs.get(job.id)
+        assert done is not None and done.status == "completed"
+    assert service.queue.states([j.id for j in jobs]) == {j.id: None for j in jobs}
+
+
+def test_the_last_job_of_a_drain_is_acked_on_its_own(service: Deps) -> None:
+    job = submit(service)
+    assert drain(service, max_jobs=1).completed == 1
+    assert service.queue.states([job.id]) == {job.id: None}
+
+
 # --- drain's limits ---------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import settings
+from chalicelib import consumer, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE = ROOT / ".chalice"
@@ -162,7 +162,10 @@ def test_config_values_parse_as_settings(stage: str, function: str) -> None:
     assert loaded.metrics_namespace == f"soundcheck/{stage}"
     assert loaded.storage_bucket
     # a consumer must be able to claim a job within its timeout
-    assert loaded.lease_seconds < function_setting(stage, "consumer", "lambda_timeout")
+    timeout = function_setting(stage, "consumer", "lambda_timeout")
+    assert loaded.lease_seconds < timeout
+    # a job is stopped at its ceiling (and counted) before Lambda would freeze it
+    assert loaded.max_job_seconds + consumer.LAMBDA_MARGIN_MS / 1000 <= timeout
 
 
 def test_vpc_placeholders_in_prod_only() -> None:
