@@ -274,11 +274,11 @@ def process_claim(
             ack(claim)
             return "fenced"
         journal.attempt = job.attempts
+        waited = (datetime.now(UTC) - job.created_at).total_seconds() * 1000
+        journal("claimed", mode=job.mode, genre=job.genre, waitMs=round(waited, 1))
         if job.stalls >= deps.settings.max_stalls:  # counted in Postgres: Redis lost the count
             error = errors.Stalled()
             return _record_failure(deps, claim, journal, job, error.code, error.message, False)
-        waited = (datetime.now(UTC) - job.created_at).total_seconds() * 1000
-        journal("claimed", mode=job.mode, genre=job.genre, waitMs=round(waited, 1))
         reference = _reference_result(deps, job)
         keeper = LeaseKeeper(deps, claim, lease_ms)
         with tempfile.TemporaryDirectory(prefix="soundcheck-") as tmp:

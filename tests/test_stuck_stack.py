@@ -155,8 +155,12 @@ def test_a_worker_stops_within_seconds_on_sigterm_mid_job(stack: Stack, store: J
     print(f"worker stopped {took:.2f} s after SIGTERM, mid-analysis")
     assert took < 5, took
     assert [p.pid for p in analysis if _alive(p.pid)] == []  # nothing it started lives on
-    exited = [e for e in stack.events("process_exited") if e["pid"] == victim]
-    assert exited and exited[0]["code"] == 0
+    exited = wait_until(
+        lambda: [e for e in stack.events("process_exited") if e["pid"] == victim],
+        timeout=10,
+        what="the supervisor to see the worker's exit",
+    )
+    assert exited[0]["code"] == 0
     (interrupted,) = stack.events("interrupted", job_id)
     assert interrupted["consumer"].endswith(f":{victim}")
     # handed back: another worker takes the job over at once (no wait for the lease)
