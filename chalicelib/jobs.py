@@ -517,7 +517,7 @@ class JobStore:
 
     def stall(
         self, job_id: str, token: int, code: str, message: str, max_stalls: int
-    ) -> Status | None:
+    ) -> JobStatus | None:
         """Count a stall the consumer itself noticed (it ran past its ceiling); None if fenced.
 
         The job goes back to `queued` with this error (the queue reclaims it once the
@@ -537,7 +537,7 @@ class JobStore:
             message=message[:2000],
             max=int(max_stalls),
         )
-        return rows[0]["status"] if rows else None
+        return JobStatus(rows[0]["status"]) if rows else None
 
     def set_progress(self, job_id: str, token: int, progress: int) -> bool:
         """Record progress (clamped to 0-100); False when the lease was lost."""

@@ -122,44 +122,44 @@ def hanging_wav(seconds: float = 1.0, sample_rate: int = 44_100) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def slow_flac(minutes: float = 30.0) -> bytes:
-    """A small FLAC (~10 KB a minute) that decodes to `minutes` of stereo 48 kHz silence (sox).
+def slow_flac() -> bytes:
+    """A 2.4 MB FLAC holding 3 h 40 min of stereo 48 kHz silence: slow for its size.
 
-    A real input that is slow for its size: half a minute of analysis for a 300 KB
-    upload, well inside the duration limit. Skips the test where sox is missing.
+    sox writes ten minutes, ffmpeg repeats its frames 22 times without re-encoding
+    (-stream_loop, -c copy); STREAMINFO still says ten minutes (a header's count is
+    an estimate) and the decoder reads all 220. Within the 4 h limit, it takes half
+    a minute or more to analyse. Skips the test where sox or ffmpeg is missing.
     """
     import pytest
 
-    if shutil.which("sox") is None:
-        pytest.skip("sox is not installed (Debian package sox; .ci/run installs it)")
-    return _slow_flac(minutes)
+    for tool in ("sox", "ffmpeg"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian package {tool}; .ci/run installs it)")
+    return _slow_flac()
 
 
 @functools.cache
-def _slow_flac(minutes: float) -> bytes:
+def _slow_flac() -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "silence.flac"  # a file, so sox writes the frame count in
-        subprocess.run(
+        ten = Path(tmp) / "ten-minutes.flac"  # a file, so sox writes the frame count in
+        hours = Path(tmp) / "hours.flac"
+        run = functools.partial(subprocess.run, check=True, capture_output=True, timeout=120)
+        run(["sox", "-D", "-n", "-r", "48000", "-c", "2", "-b", "16", str(ten), "trim", "0", "600"])
+        run(
             [
-                "sox",
-                "-D",
-                "-n",
-                "-r",
-                "48000",
+                "ffmpeg",
+                "-v",
+                "error",
+                "-stream_loop",
+                "21",
+                "-i",
+                str(ten),
                 "-c",
-                "2",
-                "-b",
-                "16",
-                str(path),
-                "trim",
-                "0",
-                str(minutes * 60),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
+                "copy",
+                str(hours),
+            ]
         )
-        return path.read_bytes()
+        return hours.read_bytes()
 
 
 def put_upload(deps: Deps, owner: str, data: bytes, name: str = "mix.wav") -> str:

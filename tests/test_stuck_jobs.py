@@ -1,7 +1,7 @@
 """Jobs that never finish on their own (issue 8 item 1), through the real drain loop.
 
 Real Redis, real Postgres, real files: a WAV that sends libsndfile into an endless
-C loop, and a tiny FLAC that decodes to ten minutes of audio (slow for its size).
+C loop, and a 2.4 MB FLAC that decodes to 3 h 40 min of audio (slow for its size).
 The consumer must stop them at the per-job ceiling, count the stall in Postgres
 (where a Redis FLUSHALL cannot reset it), and stop at once when asked to.
 """
@@ -148,8 +148,8 @@ def test_the_wav_that_hung_libsndfile_is_measured_or_refused_promptly(roomy: Dep
 def test_a_slow_input_is_stopped_at_its_ceiling_and_fails_after_max_stalls(
     service: Deps, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A 300 KB upload that takes half a minute to analyse (30 min of FLAC silence)."""
-    job = submit(service, slow_flac(), "half-hour.flac")
+    """A 2.4 MB upload that takes half a minute or more to analyse (3 h 40 min of silence)."""
+    job = submit(service, slow_flac(), "hours.flac")
     result, took = drain_one(service)
     assert (result.claimed, result.stalled) == (1, 1)
     assert CEILING_S <= took < CEILING_S + 5, took  # (5 s: a machine shared by many)
@@ -200,7 +200,7 @@ def test_a_lambda_short_of_time_stops_the_job_before_it_is_frozen(service: Deps)
 def test_after_redis_loses_everything_a_stalled_job_keeps_its_count(
     service: Deps, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    job = submit(service, slow_flac(), "half-hour.flac")
+    job = submit(service, slow_flac(), "hours.flac")
     assert drain_one(service)[0].stalled == 1
     service.queue.delete_all()  # this queue's share of a FLUSHALL
     assert consumer.sweep(service, min_age_s=0.0).requeued == 1
@@ -273,7 +273,7 @@ def test_after_redis_loses_everything_the_attempts_cap_still_holds(
 
 
 def test_a_stop_request_ends_a_stuck_job_at_once_and_hands_it_back(service: Deps) -> None:
-    job = submit(service, slow_flac(), "half-hour.flac")
+    job = submit(service, slow_flac(), "hours.flac")
     asked: list[float] = []
 
     def stop_once_processing() -> bool:

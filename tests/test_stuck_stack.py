@@ -5,7 +5,7 @@ lease kept being renewed, SIGTERM was ignored, another owner's 1 s job waited 20
 and after a restart both came back as attempt 1. Here `soundcheck dev` runs two
 real workers on real Redis and Postgres with a 5 s per-job ceiling; the stuck
 inputs are real files: the WAV that sends libsndfile into an endless loop and a
-300 KB FLAC that takes half a minute to analyse.
+2.4 MB FLAC of silence holding 3 h 40 min.
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ def claimed_attempts(stack: Stack, job_id: str) -> list[int]:
 def test_stuck_uploads_do_not_hold_up_another_owners_job(stack: Stack, store: JobStore) -> None:
     wait_until(lambda: workers_ready(stack), timeout=60, what="both workers to be ready")
     stuck = [
-        stack.submit(slow_flac(), "half-hour-1.flac"),
-        stack.submit(slow_flac(), "half-hour-2.flac"),
+        stack.submit(slow_flac(), "hours-1.flac"),
+        stack.submit(slow_flac(), "hours-2.flac"),
         stack.submit(hanging_wav(), "hang.wav"),
     ]
     wait_until(lambda: len(busy_workers(stack, stuck)) == 2, timeout=30, what="both workers stuck")
@@ -142,7 +142,7 @@ def test_stuck_uploads_do_not_hold_up_another_owners_job(stack: Stack, store: Jo
 
 def test_a_worker_stops_within_seconds_on_sigterm_mid_job(stack: Stack, store: JobStore) -> None:
     wait_until(lambda: workers_ready(stack), timeout=60, what="both workers to be ready")
-    job_id = stack.submit(slow_flac(), "half-hour.flac")
+    job_id = stack.submit(slow_flac(), "hours.flac")
     (victim,) = wait_until(lambda: busy_workers(stack, [job_id]), timeout=30, what="a claim")
     # the analysis runs in a child of the worker (and ffmpeg in a child of that)
     analysis = wait_until(
@@ -176,7 +176,7 @@ def test_after_redis_restarts_empty_a_job_keeps_its_attempts_and_stalls(
     stack: Stack, store: JobStore, redis_url: str
 ) -> None:
     wait_until(lambda: workers_ready(stack), timeout=60, what="both workers to be ready")
-    job_id = stack.submit(slow_flac(), "half-hour.flac")
+    job_id = stack.submit(slow_flac(), "hours.flac")
     wait_until(
         lambda: (row(store, job_id).stalls, row(store, job_id).status) == (1, "processing"),
         timeout=60,
