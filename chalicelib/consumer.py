@@ -392,13 +392,13 @@ def _record_failure(
 ) -> Outcome:
     """Fail the delivery in Redis and Postgres: retried later, or failed for good.
 
-    Postgres' own counts decide too: a job whose failures (attempts - stalls) reach
+    Postgres' own count decides too: a job whose failures, this one included, reach
     SOUNDCHECK_MAX_ATTEMPTS fails for good even if Redis, restarted empty, would
     retry it. `details` go to the log line only.
     """
     details = details or {}
     if job is not None and retryable:
-        retryable = job.attempts - job.stalls < deps.settings.max_attempts
+        retryable = job.failures + 1 < deps.settings.max_attempts
     outcome = None
     try:
         outcome = deps.queue.fail(claim.job_id, claim.token, f"{code}: {message}", retryable)

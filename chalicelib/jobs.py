@@ -52,7 +52,8 @@ T = TypeVar("T")
 _COLUMNS = (
     "id, owner, mode, genre, file_key, file_name, reference_file_key, reference_job_id, "
     "priority, status, progress, attempts, lease_token, error_code, error_message, result, "
-    "idempotency_key, request_hash, created_at, updated_at, started_at, completed_at, stalls"
+    "idempotency_key, request_hash, created_at, updated_at, started_at, completed_at, "
+    "stalls, failures"
 )
 
 
@@ -109,6 +110,7 @@ class Job:
     # ran past the per-job ceiling). Counted here, not only in Redis, so a Redis that
     # restarts empty cannot hand a job a fresh set of tries.
     stalls: int = 0
+    failures: int = 0  # deliveries that reported an error; SOUNDCHECK_MAX_ATTEMPTS caps them
 
     def to_api(self, include_result: bool = True) -> dict[str, Any]:
         """The DESIGN "GET /api/jobs/{id}" body: camelCase, UTC 'Z' timestamps."""
@@ -498,13 +500,14 @@ class JobStore:
         A newer token takes over a `processing` job from an older one (its lease
         expired and the queue handed the job out again, or Redis lost the claim):
         that earlier delivery never reported back, so it counts as a stall.
-        Postgres counts attempts and stalls itself (`attempt`, the queue's count,
-        is not trusted: a Redis that restarted empty starts again at 1).
+        Postgres counts attempts and stalls itself: attempts is one more than
+        before, or the queue's `attempt` if that is larger (a claim whose consumer
+        died before it got here); a Redis that restarted empty, counting from 1
+        again, cannot lower it.
         """
-        del attempt  # kept for callers; Postgres is the count of record
         rows = self._rows(
             f"UPDATE jobs SET status = 'processing', lease_token = :token,"
-            f" attempts = attempts + 1,"
+            f" attempts = GREATEST(attempts + 1, COALESCE(CAST(:attempt AS integer), 0)),"
             f" stalls = stalls + CASE WHEN status = 'processing' THEN 1 ELSE 0 END,"
             f" progress = 0, started_at = now(), updated_at = now()"
             f" WHERE id = CAST(:id AS uuid) AND status IN ('queued', 'processing')"
@@ -512,6 +515,7 @@ class JobStore:
             f" RETURNING {_COLUMNS}",
             id=parse_job_id(job_id),
             token=token,
+            attempt=attempt,
         )
         return _job(rows[0]) if rows else None
 
@@ -586,6 +590,7 @@ class JobStore:
         """
         rows = self._rows(
             "UPDATE jobs SET status = CASE WHEN :final THEN 'failed' ELSE 'queued' END,"
+            " failures = failures + 1,"
             " error_code = :code, error_message = :message,"
             " completed_at = CASE WHEN :final THEN now() ELSE NULL END, updated_at = now()"
             " WHERE id = CAST(:id AS uuid) AND status IN ('queued', 'processing')"
@@ -611,6 +616,7 @@ class JobStore:
         """
         rows = self._rows(
             f"UPDATE jobs SET status = 'queued', progress = 0, attempts = 0, stalls = 0,"
+            f" failures = 0,"
             f" retries = retries + 1,"
             f" error_code = NULL, error_message = NULL, result = NULL, started_at = NULL,"
             f" completed_at = NULL, updated_at = now()"

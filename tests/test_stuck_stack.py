@@ -196,3 +196,24 @@ def test_after_redis_restarts_empty_a_job_keeps_its_attempts_and_stalls(
     assert jobs[job_id]["attempts"] == attempts[-1] >= 2
     assert row(store, job_id).stalls == MAX_STALLS
     assert stack.events("requeued", job_id)  # the sweeper took it back from Postgres
+
+
+def test_a_worker_killed_mid_analysis_leaves_no_analysis_running(
+    stack: Stack, store: JobStore
+) -> None:
+    """SIGKILL gives the worker no chance to clean up: its child must die with it."""
+    wait_until(lambda: workers_ready(stack), timeout=60, what="both workers to be ready")
+    job_id = stack.submit(slow_flac(), "hours.flac")
+    (victim,) = wait_until(lambda: busy_workers(stack, [job_id]), timeout=30, what="a claim")
+    analysis = wait_until(
+        lambda: psutil.Process(victim).children(recursive=True), timeout=30, what="the analysis"
+    )
+    os.kill(victim, signal.SIGKILL)
+    wait_until(
+        lambda: not [p for p in analysis if _alive(p.pid)],
+        timeout=10,
+        what="the orphaned analysis to die",
+    )
+    jobs = wait_done(stack, [job_id], timeout=90)  # the lease expires, another worker goes on
+    assert jobs[job_id]["error"]["code"] == "processing_timeout"
+    assert row(store, job_id).stalls == MAX_STALLS  # the killed run, then the ceiling
