@@ -259,7 +259,7 @@ def test_after_redis_loses_everything_the_attempts_cap_still_holds(
         consumer.drain(broken, "c1", consumer.forever, max_jobs=1)
         return current(service, job).attempts >= n
 
-    wait_until(lambda: failed_times(2), timeout=10, what="two failed attempts")
+    wait_until(lambda: failed_times(2), timeout=60, what="two failed attempts")
     assert current(service, job).status == "queued"
     service.queue.delete_all()
     assert consumer.sweep(service, min_age_s=0.0).requeued == 1
