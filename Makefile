@@ -82,5 +82,7 @@ package: $(STAMP)
 			$(OUT)/$$stage/cloudformation; \
 		$(BIN)/chalice package --stage $$stage --pkg-format terraform $(OUT)/$$stage/terraform; \
 		cp .chalice/terraform-override-$$stage.tf.json $(OUT)/$$stage/terraform/chalice_override.tf.json; \
+		if [ -f .chalice/terraform-variables-$$stage.tf.json ]; then \
+			cp .chalice/terraform-variables-$$stage.tf.json $(OUT)/$$stage/terraform/variables.tf.json; fi; \
 	done; \
 	ls -l $(OUT)/*/*/*

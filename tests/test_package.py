@@ -77,6 +77,9 @@ def terraform(out: Path, stage: str) -> dict[str, Any]:
     folder = out / stage / "terraform"
     tf = json.loads((folder / "chalice.tf.json").read_text())
     override = json.loads((folder / "chalice_override.tf.json").read_text())
+    variables = folder / "variables.tf.json"  # an override file may not declare new ones
+    if variables.exists():
+        tf["variable"] = json.loads(variables.read_text())["variable"]
     for kind, resources in override["resource"].items():
         for name, attributes in resources.items():
             assert name in tf["resource"][kind], f"override of a missing {kind}.{name}"
@@ -91,6 +94,13 @@ def sam_functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for r in template["Resources"].values()
         if r["Type"] == "AWS::Serverless::Function"
     }
+
+
+# prod's functions join the VPC whose ids the deployer passes (docs/deploy.md: Network)
+VPC_FROM_PARAMETERS = {
+    "SubnetIds": {"Ref": "SubnetIds"},
+    "SecurityGroupIds": {"Ref": "SecurityGroupIds"},
+}
 
 
 def names(stage: str) -> tuple[str, str, str]:
@@ -184,8 +194,8 @@ def test_sam_concurrency_vpc_and_environment(out: Path, stage: str) -> None:
     subnets = function_setting(stage, "consumer", "subnet_ids")
     for name, chalice_name in ((api, "api_handler"), (consumer, "consumer"), (sweeper, "sweeper")):
         props = functions[name]
-        if subnets:
-            assert props["VpcConfig"]["SubnetIds"] == subnets
+        if subnets:  # the template's parameters, not config.json's placeholders
+            assert props["VpcConfig"] == VPC_FROM_PARAMETERS
         else:
             assert "VpcConfig" not in props
         variables = props["Environment"]["Variables"]
@@ -216,7 +226,47 @@ def test_sam_log_groups_have_retention(out: Path, stage: str) -> None:
 def test_no_secret_is_inlined(out: Path, stage: str) -> None:
     assert inlined_secrets(sam(out, stage)) == []
     assert inlined_secrets(terraform(out, stage)) == []
-    assert "Parameters" not in sam(out, stage)  # secrets come from SSM, not template inputs
+    # secrets come from SSM, not template inputs: the only inputs are the VPC's ids
+    parameters = sam(out, stage).get("Parameters", {})
+    in_vpc = function_setting(stage, "consumer", "subnet_ids") is not None
+    assert set(parameters) == (set(VPC_FROM_PARAMETERS) if in_vpc else set())
+    assert all(p["Type"].startswith("List<AWS::EC2::") for p in parameters.values())
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_cfn_lint_passes(out: Path, stage: str) -> None:
+    """AWS's own linter (cfn-lint) on the template as deployed: no error, no warning.
+
+    Before the VPC ids became template parameters, prod failed it (E1150/E3031 on
+    `subnet-CHANGE-ME` / `sg-CHANGE-ME`); test_cfn_lint_refuses_placeholders keeps the
+    linter honest about that.
+    """
+    assert cfn_lint(out / stage / "cloudformation" / "sam.json") == []
+
+
+def test_cfn_lint_refuses_placeholders(out: Path, tmp_path: Path) -> None:
+    """The check above can fail: config.json's placeholder ids written in are refused."""
+    template = sam(out, "prod")
+    del template["Parameters"]
+    for resource in template["Resources"].values():
+        if "VpcConfig" in resource.get("Properties", {}):
+            resource["Properties"]["VpcConfig"] = {
+                "SubnetIds": function_setting("prod", "consumer", "subnet_ids"),
+                "SecurityGroupIds": function_setting("prod", "consumer", "security_group_ids"),
+            }
+    planted = tmp_path / "sam.json"
+    planted.write_text(json.dumps(template))
+    found = cfn_lint(planted)
+    assert found and all("CHANGE-ME" in m for m in found), found
+    assert any("subnet-CHANGE-ME" in m for m in found) and any("sg-CHANGE-ME" in m for m in found)
+
+
+def cfn_lint(template: Path) -> list[str]:
+    """cfn-lint's findings on one template, one line each (`RULE message`)."""
+    from cfnlint.api import ManualArgs, lint_file
+
+    found = lint_file(template, config=ManualArgs(regions=["us-east-1"]))
+    return [f"{m.rule.id} {m.message}" for m in found]
 
 
 # --- Terraform -----------------------------------------------------------------------
@@ -241,6 +291,16 @@ def test_terraform_matches_the_config(out: Path, stage: str) -> None:
     assert target["arn"] == "${aws_lambda_function.sweeper.arn}"
     for f in functions.values():
         assert f["environment"]["variables"]["CONSUMER_FUNCTION_NAME"] == consumer
+    if function_setting(stage, "consumer", "subnet_ids"):  # variables, not placeholders
+        variables = set(terraform(out, stage).get("variable", {}))
+        assert variables == {"subnet_ids", "security_group_ids"}
+        for f in functions.values():
+            assert f["vpc_config"] == {
+                "subnet_ids": "${var.subnet_ids}",
+                "security_group_ids": "${var.security_group_ids}",
+            }
+    else:
+        assert not any(f.get("vpc_config") for f in functions.values())
 
 
 # --- the deployment package ----------------------------------------------------------
