@@ -140,13 +140,13 @@ def _enqueue_and_wake(d: deps.Deps, job: Job, reason: str) -> None:
 # --- health ----------------------------------------------------------------------------
 
 
-@app.route("/health", methods=["GET"])
+@app.route("/health", methods=["GET"], content_types=ANY_TYPE)
 def health() -> dict[str, str]:
     """Liveness: the function runs. Readiness (Redis, Postgres) is /health/ready."""
     return {"status": "ok"}
 
 
-@app.route("/health/ready", methods=["GET"])
+@app.route("/health/ready", methods=["GET"], content_types=ANY_TYPE)
 @handled
 def ready() -> Response:
     """Redis and Postgres reachable, and which queue this function talks to.
@@ -174,6 +174,15 @@ def ready() -> Response:
     return Response(
         body={"status": "ok" if ok else "unavailable", **body}, status_code=200 if ok else 503
     )
+
+
+@app.route("/openapi.json", methods=["GET"], content_types=ANY_TYPE)
+@handled
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route (chalicelib.openapi); no key needed."""
+    from chalicelib import openapi
+
+    return openapi.document(app.routes)
 
 
 # --- uploads ---------------------------------------------------------------------------
@@ -251,7 +260,7 @@ def analyze() -> Response:
     return _accepted(d, job)
 
 
-@app.route("/api/jobs", methods=["GET"])
+@app.route("/api/jobs", methods=["GET"], content_types=ANY_TYPE)
 @handled
 def list_jobs() -> dict[str, Any]:
     d = deps.get()
@@ -268,7 +277,7 @@ def _history_row(job: Job) -> dict[str, Any]:
     return {**job.to_api(include_result=False), "score": score}
 
 
-@app.route("/api/jobs/{job_id}", methods=["GET"])
+@app.route("/api/jobs/{job_id}", methods=["GET"], content_types=ANY_TYPE)
 @handled
 def get_job(job_id: str) -> dict[str, Any]:
     d = deps.get()
@@ -290,7 +299,7 @@ def retry_job(job_id: str) -> Response:
     return _accepted(d, job)
 
 
-@app.route("/api/queue/stats", methods=["GET"])
+@app.route("/api/queue/stats", methods=["GET"], content_types=ANY_TYPE)
 @handled
 def queue_stats() -> dict[str, Any]:
     d = deps.get()
@@ -320,7 +329,7 @@ def _web_response(relative: str) -> Response:
     )
 
 
-@app.route("/", methods=["GET"])
+@app.route("/", methods=["GET"], content_types=ANY_TYPE)
 def web_index() -> Response:
     """The web app. Behind a stage path (`/v1`) it must end in `/` for its relative URLs."""
     request = app.current_request
@@ -330,22 +339,22 @@ def web_index() -> Response:
     return _web_response("index.html")
 
 
-@app.route("/web/{name}", methods=["GET"])
+@app.route("/web/{name}", methods=["GET"], content_types=ANY_TYPE)
 def web_file(name: str) -> Response:
     return _web_response(name)
 
 
-@app.route("/web/{folder}/{name}", methods=["GET"])
+@app.route("/web/{folder}/{name}", methods=["GET"], content_types=ANY_TYPE)
 def web_file_2(folder: str, name: str) -> Response:
     return _web_response(f"{folder}/{name}")
 
 
-@app.route("/web/{folder}/{sub}/{name}", methods=["GET"])
+@app.route("/web/{folder}/{sub}/{name}", methods=["GET"], content_types=ANY_TYPE)
 def web_file_3(folder: str, sub: str, name: str) -> Response:
     return _web_response(f"{folder}/{sub}/{name}")
 
 
-@app.route("/api/genres", methods=["GET"])
+@app.route("/api/genres", methods=["GET"], content_types=ANY_TYPE)
 @handled
 def list_genres() -> dict[str, Any]:
     """Target sets a job can be compared with: name, title, kind (genre or destination)."""
@@ -375,7 +384,7 @@ def create_share(job_id: str) -> Response:
     return Response(body={**share.to_api(), "token": token}, status_code=201)
 
 
-@app.route("/api/jobs/{job_id}/shares", methods=["GET"])
+@app.route("/api/jobs/{job_id}/shares", methods=["GET"], content_types=ANY_TYPE)
 @handled
 def list_shares(job_id: str) -> dict[str, Any]:
     d = deps.get()
@@ -385,7 +394,7 @@ def list_shares(job_id: str) -> dict[str, Any]:
     return {"shares": [s.to_api() for s in _shares(d).list(job_id, owner)]}
 
 
-@app.route("/api/jobs/{job_id}/shares/{share_id}", methods=["DELETE"])
+@app.route("/api/jobs/{job_id}/shares/{share_id}", methods=["DELETE"], content_types=ANY_TYPE)
 @handled
 def revoke_share(job_id: str, share_id: str) -> dict[str, Any]:
     d = deps.get()
@@ -395,7 +404,7 @@ def revoke_share(job_id: str, share_id: str) -> dict[str, Any]:
     return share.to_api()
 
 
-@app.route("/api/shared", methods=["GET"])
+@app.route("/api/shared", methods=["GET"], content_types=ANY_TYPE)
 @handled
 def open_share() -> dict[str, Any]:
     """The report a share token names (`Authorization: Bearer scs_...`), nothing else."""

@@ -22,10 +22,65 @@ from chalicelib.rules import STATUSES as STATUSES
 if TYPE_CHECKING:
     from chalicelib.jobs import JobSpec
 
-SUBMIT_FIELDS = frozenset(
-    {"fileKey", "mode", "genre", "referenceFileKey", "referenceJobId", "fileName", "priority"}
-)
-UPLOAD_FIELDS = frozenset({"fileName", "contentType", "sizeBytes"})
+
+def text_schema(max_len: int) -> dict[str, Any]:
+    """JSON Schema of rules.text: 1-max_len characters, not blank, no NUL."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_len,
+        "pattern": r"^[^\x00]*\S[^\x00]*$",
+    }
+
+
+# Each request body's JSON Schema (OpenAPI 3.1), declared once: the parser below takes
+# its allowed fields from it and chalicelib.openapi publishes it at GET /openapi.json.
+UPLOAD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["fileName", "contentType", "sizeBytes"],
+    "properties": {
+        "fileName": text_schema(rules.MAX_FILE_NAME),
+        "contentType": {"type": "string", "pattern": f"^{rules.CONTENT_TYPE.pattern}$"},
+        "sizeBytes": {"type": "integer", "minimum": 1},
+    },
+}
+SUBMIT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["fileKey"],
+    "properties": {
+        "fileKey": text_schema(rules.MAX_FILE_KEY),
+        "mode": {"enum": list(rules.MODES), "default": rules.Mode.GENRE.value},
+        "genre": text_schema(rules.MAX_GENRE),
+        "referenceFileKey": text_schema(rules.MAX_FILE_KEY),
+        "referenceJobId": {"type": "string", "format": "uuid"},
+        "fileName": text_schema(rules.MAX_FILE_NAME),
+        "priority": {
+            "type": "integer",
+            "minimum": rules.MIN_PRIORITY,
+            "maximum": rules.MAX_PRIORITY,
+            "default": 0,
+        },
+    },
+}
+SHARE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"expiresInHours": {"type": "integer", "minimum": 1, "maximum": 90 * 24}},
+}
+# GET /api/jobs query parameters: name -> schema
+LIST_QUERY_SCHEMA: dict[str, dict[str, Any]] = {
+    "status": {"enum": list(rules.STATUSES)},
+    "limit": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": rules.MAX_LIST_LIMIT,
+        "default": rules.DEFAULT_LIST_LIMIT,
+    },
+}
+SUBMIT_FIELDS = frozenset(SUBMIT_SCHEMA["properties"])
+UPLOAD_FIELDS = frozenset(UPLOAD_SCHEMA["properties"])
 
 
 def error_for(exc: BaseException) -> SoundcheckError | None:
@@ -195,7 +250,7 @@ def parse_submit(
 def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
     """GET /api/jobs?status=&limit= -> ListQuery, or ApiError."""
     params = params or {}
-    _no_unknown(params, ("status", "limit"))
+    _no_unknown(params, LIST_QUERY_SCHEMA)
     status = params.get("status") or None
     if status is not None:
         status = rules.status(status, ApiError)
@@ -205,7 +260,7 @@ def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
     return ListQuery(status=status, limit=rules.list_limit(limit, ApiError))
 
 
-SHARE_FIELDS = frozenset({"expiresInHours"})
+SHARE_FIELDS = frozenset(SHARE_SCHEMA["properties"])
 
 
 def parse_share(body: Mapping[str, Any]) -> int:

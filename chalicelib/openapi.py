@@ -1,0 +1,311 @@
+"""The OpenAPI 3.1 document of the HTTP API, built from the routes and the parsers' schemas.
+
+Request bodies and query parameters come from chalicelib.api (the schemas its parsers
+take their fields from); the error body and its codes from chalicelib.errors; paths
+and methods from the Chalice app's own route table. What is declared here is only what
+has no other home: each route's summary, whether it needs a key, and its response
+shapes (Job.to_api, Share.to_api, Upload.to_api written as schemas).
+Pure Python: `import app` stays free of numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib import api, errors, rules
+
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    },
+    # Job.to_api (chalicelib.jobs)
+    "Job": {
+        "type": "object",
+        "required": ["jobId", "status", "mode", "progress", "attempts", "createdAt"],
+        "properties": {
+            "jobId": {"type": "string", "format": "uuid"},
+            "status": {"enum": list(rules.STATUSES)},
+            "mode": {"enum": list(rules.MODES)},
+            "genre": {"type": ["string", "null"]},
+            "fileName": {"type": ["string", "null"]},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "attempts": {"type": "integer", "minimum": 0},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "startedAt": NULLABLE_TIME,
+            "completedAt": NULLABLE_TIME,
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            },
+            "result": {"type": "object"},
+            "score": {"type": ["number", "null"]},
+        },
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["jobId", "status", "statusUrl"],
+        "properties": {
+            "jobId": {"type": "string", "format": "uuid"},
+            "status": {"enum": list(rules.STATUSES)},
+            "statusUrl": {"type": "string"},
+        },
+    },
+    # Upload.to_api (chalicelib.storage)
+    "Upload": {
+        "type": "object",
+        "required": ["fileKey", "uploadUrl", "method", "headers", "expiresIn"],
+        "properties": {
+            "fileKey": {"type": "string"},
+            "uploadUrl": {"type": "string"},
+            "method": {"const": "PUT"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "expiresIn": {"type": "integer", "minimum": 1},
+        },
+    },
+    # Share.to_api (chalicelib.shares)
+    "Share": {
+        "type": "object",
+        "required": ["shareId", "createdAt", "expiresAt", "revokedAt"],
+        "properties": {
+            "shareId": {"type": "string"},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "expiresAt": {"type": "string", "format": "date-time"},
+            "revokedAt": NULLABLE_TIME,
+            "token": {"type": "string"},
+        },
+    },
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the route table cannot say about one route."""
+
+    summary: str
+    auth: bool = True
+    ok: dict[int, dict[str, Any]] = field(default_factory=dict)  # status -> response object
+    body: dict[str, Any] | None = None  # JSON request body schema
+    body_required: bool = True
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: tuple[int, ...] = (400, 401, 404, 429, 503)
+    tag: str = "jobs"
+
+
+_FILE = {"description": "a web app file", "content": {"*/*": {"schema": {}}}}
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "/health"): Operation(
+        "Liveness",
+        auth=False,
+        ok={200: _json(_object(status={"const": "ok"}), "alive")},
+        errors=(),
+        tag="health",
+    ),
+    ("GET", "/health/ready"): Operation(
+        "Readiness: Redis, Postgres and the queue's identity",
+        auth=False,
+        ok={
+            200: _json({"type": "object", "required": ["status"]}, "ready"),
+            503: _json({"type": "object", "required": ["status"]}, "a dependency is down"),
+        },
+        errors=(503,),
+        tag="health",
+    ),
+    ("GET", "/openapi.json"): Operation(
+        "This document",
+        auth=False,
+        ok={200: _json({"type": "object"}, "OpenAPI 3.1")},
+        errors=(),
+        tag="health",
+    ),
+    ("POST", "/api/audio/upload-url"): Operation(
+        "An upload URL for one audio file",
+        ok={200: _json(_ref("Upload"), "where and how to PUT the file")},
+        body=api.UPLOAD_SCHEMA,
+        errors=(400, 401, 413, 429, 503),
+        tag="uploads",
+    ),
+    ("PUT", "/api/audio/local-upload/{key}"): Operation(
+        "The local store's stand-in for a presigned S3 PUT (local stack only)",
+        auth=False,
+        ok={200: {"description": "stored", "content": {"text/plain": {"schema": {}}}}},
+        errors=(400, 403, 404, 409, 413, 503),
+        tag="uploads",
+    ),
+    ("POST", "/api/audio/analyze"): Operation(
+        "Submit a job",
+        ok={202: _json(_ref("Accepted"), "queued")},
+        body=api.SUBMIT_SCHEMA,
+        errors=(400, 401, 404, 409, 413, 429, 503),
+    ),
+    ("GET", "/api/jobs"): Operation(
+        "The caller's jobs, newest first, without results",
+        ok={200: _json(_object(jobs={"type": "array", "items": _ref("Job")}), "jobs")},
+        query=api.LIST_QUERY_SCHEMA,
+    ),
+    ("GET", "/api/jobs/{job_id}"): Operation("One job", ok={200: _json(_ref("Job"), "the job")}),
+    ("POST", "/api/jobs/{job_id}/retry"): Operation(
+        "Retry a failed job",
+        ok={202: _json(_ref("Accepted"), "queued again")},
+        errors=(400, 401, 404, 409, 429, 503),
+    ),
+    ("GET", "/api/queue/stats"): Operation(
+        "Queue and job counts",
+        ok={200: _json(_object(queue={"type": "object"}, jobs={"type": "object"}), "counts")},
+        tag="queue",
+    ),
+    ("GET", "/api/genres"): Operation(
+        "Target sets a job can be compared with",
+        ok={
+            200: _json(
+                _object(
+                    genres={"type": "array", "items": {"type": "object"}},
+                    default={"type": "string"},
+                ),
+                "targets",
+            )
+        },
+    ),
+    ("POST", "/api/jobs/{job_id}/shares"): Operation(
+        "A read-only link to a completed report (the token is shown this once)",
+        ok={201: _json(_ref("Share"), "created")},
+        body=api.SHARE_SCHEMA,
+        body_required=False,
+        errors=(400, 401, 404, 409, 429, 503),
+        tag="shares",
+    ),
+    ("GET", "/api/jobs/{job_id}/shares"): Operation(
+        "A job's share links",
+        ok={200: _json(_object(shares={"type": "array", "items": _ref("Share")}), "links")},
+        tag="shares",
+    ),
+    ("DELETE", "/api/jobs/{job_id}/shares/{share_id}"): Operation(
+        "Revoke a share link", ok={200: _json(_ref("Share"), "revoked")}, tag="shares"
+    ),
+    ("GET", "/api/shared"): Operation(
+        "The report a share token names (Authorization: Bearer scs_...)",
+        ok={200: _json({"type": "object"}, "the shared report")},
+        tag="shares",
+    ),
+    ("GET", "/"): Operation(
+        "The web app",
+        auth=False,
+        ok={200: _FILE, 301: {"description": "add the slash"}},
+        errors=(404,),
+        tag="web",
+    ),
+    ("GET", "/web/{name}"): Operation(
+        "A web app file", auth=False, ok={200: _FILE}, errors=(404,), tag="web"
+    ),
+    ("GET", "/web/{folder}/{name}"): Operation(
+        "A web app file", auth=False, ok={200: _FILE}, errors=(404,), tag="web"
+    ),
+    ("GET", "/web/{folder}/{sub}/{name}"): Operation(
+        "A web app file", auth=False, ok={200: _FILE}, errors=(404,), tag="web"
+    ),
+}
+
+
+def _error_codes() -> dict[int, list[str]]:
+    """HTTP status -> every error code that answers with it (chalicelib.errors)."""
+    by_status: dict[int, set[str]] = {}
+    for cls in errors.every_class():
+        for code, status in cls.all_codes().items():
+            by_status.setdefault(status, set()).add(code)
+    return {status: sorted(codes) for status, codes in by_status.items()}
+
+
+def _operation(
+    method: str, path: str, op: Operation, codes: dict[int, list[str]]
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {str(status): answer for status, answer in op.ok.items()}
+    for status in op.errors:
+        if str(status) in responses:
+            continue
+        known = ", ".join(codes.get(status, [])) or "see docs/api.md"
+        responses[str(status)] = _json(_ref("Error"), f"error codes: {known}")
+    if op.auth and "401" not in responses:
+        responses["401"] = _json(_ref("Error"), "unauthorized")
+    responses.setdefault("default", _json(_ref("Error"), "any other error, in the same format"))
+    found: dict[str, Any] = {
+        "operationId": f"{method.lower()}_{_slug(path)}",
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": responses,
+    }
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in _path_parameters(path)
+    ]
+    parameters += [
+        {"name": n, "in": "query", "required": False, "schema": s} for n, s in op.query.items()
+    ]
+    if parameters:
+        found["parameters"] = parameters
+    if op.body is not None:
+        found["requestBody"] = {
+            "required": op.body_required,
+            "content": {"application/json": {"schema": op.body}},
+        }
+    found["security"] = [{"apiKey": []}] if op.auth else []
+    return found
+
+
+def _slug(path: str) -> str:
+    return path.strip("/").replace("/", "_").replace("{", "").replace("}", "") or "index"
+
+
+def _path_parameters(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+def document(routes: dict[str, dict[str, Any]], *, server: str | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a Chalice app's route table (`app.routes`).
+
+    Raises KeyError naming a route that has no Operation here, so a new route cannot
+    go undocumented.
+    """
+    codes = _error_codes()
+    paths: dict[str, dict[str, Any]] = {}
+    for path, methods in sorted(routes.items()):
+        for method in sorted(methods):
+            op = OPERATIONS.get((method, path))
+            if op is None:
+                raise KeyError(f"{method} {path} has no entry in chalicelib.openapi.OPERATIONS")
+            paths.setdefault(path, {})[method.lower()] = _operation(method, path, op, codes)
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "soundcheck", "version": "1", "description": "See docs/api.md."},
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+    if server:
+        doc["servers"] = [{"url": server}]
+    return doc
