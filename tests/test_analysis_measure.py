@@ -357,6 +357,7 @@ def test_lossy_advice_is_to_upload_the_lossless_master(mp3s: dict[str, Any]) -> 
     advice = [s for s in mp3s["128k"]["comparison"]["suggestions"] if s["metric"] == "file"]
     assert len(advice) == 1 and "lossless master" in advice[0]["message"]
     assert "16." in advice[0]["message"]  # where the bandwidth ends
+    assert "(MP3)" in advice[0]["message"]  # the codec as musicians name it, not MPEG_LAYER_III
     wav = mp3s["clipped wav"]["comparison"]["suggestions"]
     assert not any(s["metric"] == "file" for s in wav)
 

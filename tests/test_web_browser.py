@@ -207,6 +207,8 @@ def test_a_musician_goes_from_sign_in_link_to_shared_report(site: Site, browser:
     assert page.locator("table.metrics tbody tr").count() >= 5
     assert page.locator("table.platforms tbody tr").count() >= 9
     assert page.locator(".status-ok, .status-warning, .status-critical").count() >= 1
+    # Severity alone reads as a direction: a row outside its target names the direction too.
+    assert "too quiet, " in page.locator("table.metrics").inner_text()
     shoot(page, "3-report")
     page.emulate_media(media="print")
     page.screenshot(path=str(ARTIFACTS / "3-report-print.png"), full_page=True)

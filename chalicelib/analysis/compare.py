@@ -156,6 +156,18 @@ def compare(
     return block
 
 
+# The codec as musicians name it, for advice (file.subtype keeps libsndfile's names).
+_CODEC_NAMES = {
+    "MPEG_LAYER_III": "MP3",
+    "MPEG_LAYER_II": "MP2",
+    "VORBIS": "Ogg Vorbis",
+    "OPUS": "Opus",
+    "AAC": "AAC",
+    "AC3": "AC-3",
+    "EAC3": "E-AC-3",
+}
+
+
 def lossy_source_advice(result: dict[str, Any]) -> dict[str, Any] | None:
     """For a lossy file: what it cannot show, and to upload the lossless master instead.
 
@@ -165,7 +177,8 @@ def lossy_source_advice(result: dict[str, Any]) -> dict[str, Any] | None:
     file = result.get("file")
     if not isinstance(file, dict) or not file.get("lossy"):
         return None
-    name = file.get("subtype") or file.get("format") or "lossy"
+    subtype = file.get("subtype")
+    name = _CODEC_NAMES.get(str(subtype), subtype or file.get("format") or "lossy")
     bandwidth = file.get("bandwidthHz")
     ends = (
         f"its bandwidth ends at {bandwidth / 1000:.1f} kHz (the encoder's low-pass), "

@@ -21,8 +21,10 @@ function metricValue(row) {
   return row.metric === 'clippedSamples' ? num(row.value, 0) : num(row.value, 2);
 }
 
-function statusCell(status) {
-  return h('span', { class: `status status-${status}` }, STATUS_LABEL[status] || status);
+/** Severity, and for a row outside its target the direction too ("too quiet, far off"). */
+function statusCell(status, verdict) {
+  const label = STATUS_LABEL[status] || status;
+  return h('span', { class: `status status-${status}` }, verdict ? `${verdict}, ${label}` : label);
 }
 
 /** The integrated-loudness target band of the comparison, for the loudness chart. */
@@ -80,7 +82,7 @@ function summary(job) {
 
 function metrics(job) {
   const rows = (job.result.comparison?.metrics || []).map((m) => [
-    m.label || m.metric, `${metricValue(m)}${m.unit ? ` ${m.unit}` : ''}`, `${metricTarget(m)}${m.unit ? ` ${m.unit}` : ''}`, statusCell(m.status)]);
+    m.label || m.metric, `${metricValue(m)}${m.unit ? ` ${m.unit}` : ''}`, `${metricTarget(m)}${m.unit ? ` ${m.unit}` : ''}`, statusCell(m.status, m.verdict)]);
   return h('section', { 'aria-labelledby': 'metrics-h' },
     h('h2', { id: 'metrics-h' }, 'Metrics'),
     h('div', { class: 'scroll' }, table(null, ['metric', 'value', 'target', 'status'], rows, { class: 'metrics' })));
