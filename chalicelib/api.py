@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import errors, formats, rules
 from chalicelib.errors import ApiError, InternalError, SoundcheckError, shown
-from chalicelib.rules import MAX_LIST_LIMIT as MAX_LIST_LIMIT  # re-exported: one rule
-from chalicelib.rules import MODES as MODES
-from chalicelib.rules import STATUSES as STATUSES
 
 if TYPE_CHECKING:
     from chalicelib.jobs import JobSpec

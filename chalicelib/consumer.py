@@ -29,7 +29,6 @@ from chalicelib import errors, isolated, logs, sweeper, wake
 from chalicelib.errors import ReferenceUnavailable
 from chalicelib.rules import JobStatus
 from chalicelib.storage import require_object
-from chalicelib.sweeper import sweep as sweep  # re-exported for callers of consumer.sweep
 
 if TYPE_CHECKING:
     from chalicelib.deps import Deps

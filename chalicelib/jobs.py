@@ -35,9 +35,6 @@ from chalicelib.errors import (
     JobNotRetryable,
     shown,
 )
-from chalicelib.rules import MAX_LIST_LIMIT as MAX_LIST_LIMIT  # re-exported: one rule
-from chalicelib.rules import MODES as MODES
-from chalicelib.rules import STATUSES as STATUSES
 from chalicelib.rules import JobStatus
 from chalicelib.settings import Settings
 
@@ -668,7 +665,7 @@ class JobStore:
     def counts(self) -> dict[str, int]:
         """How many jobs are in each status (every status present, zeros included)."""
         rows = self._rows("SELECT status, count(*) AS n FROM jobs GROUP BY status")
-        counts = dict.fromkeys(STATUSES, 0)
+        counts = dict.fromkeys(rules.STATUSES, 0)
         counts.update({row["status"]: int(row["n"]) for row in rows})
         return counts
 

@@ -34,12 +34,6 @@ def refused(fn, *args, **kwargs) -> api.ApiError:  # type: ignore[no-untyped-def
     return error
 
 
-def test_mirrored_constants_agree_with_the_job_store() -> None:
-    assert api.MODES == jobs.MODES
-    assert api.STATUSES == jobs.STATUSES
-    assert api.MAX_LIST_LIMIT == jobs.MAX_LIST_LIMIT
-
-
 @pytest.mark.parametrize("raw", [None, b"", b"{bad", b"[1, 2]", b'"text"', b"\xff\xfe", b"null"])
 def test_a_body_that_is_not_a_json_object_is_400_invalid_json(raw: bytes | None) -> None:
     error = refused(api.json_object, raw)

@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from chalicelib import consumer
+from chalicelib import consumer, sweeper
 from chalicelib.deps import Deps
 from chalicelib.jobs import Job, JobSpec
 from tests.pipeline_support import (
@@ -203,7 +203,7 @@ def test_after_redis_loses_everything_a_stalled_job_keeps_its_count(
     job = submit(service, slow_flac(), "hours.flac")
     assert drain_one(service)[0].stalled == 1
     service.queue.delete_all()  # this queue's share of a FLUSHALL
-    assert consumer.sweep(service, min_age_s=0.0).requeued == 1
+    assert sweeper.sweep(service, min_age_s=0.0).requeued == 1
     result, _ = drain_one(service)  # Redis says attempt 1; Postgres knows better
     assert result.failed == 1
     failed = current(service, job)
@@ -229,7 +229,7 @@ def test_after_redis_loses_everything_a_dead_consumers_job_counts_a_stall(
             expected - 1,
         )
         service.queue.delete_all()
-        assert consumer.sweep(service, min_age_s=0.0).requeued == 1
+        assert sweeper.sweep(service, min_age_s=0.0).requeued == 1
     # the next delivery finds MAX_STALLS stalls counted in Postgres: it fails, unrun
     result, _ = drain_one(service)
     assert result.failed == 1
@@ -262,7 +262,7 @@ def test_after_redis_loses_everything_the_attempts_cap_still_holds(
     wait_until(lambda: failed_times(2), timeout=60, what="two failed attempts")
     assert current(service, job).status == "queued"
     service.queue.delete_all()
-    assert consumer.sweep(service, min_age_s=0.0).requeued == 1
+    assert sweeper.sweep(service, min_age_s=0.0).requeued == 1
     assert consumer.drain(broken, "c1", consumer.forever, max_jobs=1).failed == 1
     failed = current(service, job)
     assert (failed.status, failed.attempts, failed.error_code) == ("failed", 3, "io_error")
