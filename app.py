@@ -19,7 +19,8 @@ from chalicelib import api, deps, limits, logs, wake, webapp
 from chalicelib import consumer as consuming
 from chalicelib import settings as settings_module
 from chalicelib.auth import bearer_token
-from chalicelib.errors import ApiError, InternalError, StorageError, shown
+from chalicelib.errors import ApiError, InternalError, StorageError, TooManyRequests, shown
+from chalicelib.keys import KeyStore, Principal
 from chalicelib.rules import JobStatus
 from chalicelib.storage import LocalStorage, key_from_path, require_object
 
@@ -85,8 +86,8 @@ def _path() -> str:
     return getattr(request, "path", "?") if request is not None else "?"
 
 
-def _owner(d: deps.Deps) -> str:
-    """The caller's owner id from `Authorization: Bearer <api key>`, else 401.
+def _principal(d: deps.Deps) -> Principal:
+    """Who the caller is, from `Authorization: Bearer <api key>`, else 401.
 
     A client that sent too many unknown keys gets 429 until its wait is over.
     """
@@ -95,11 +96,24 @@ def _owner(d: deps.Deps) -> str:
         raise ApiError("unauthorized", "send Authorization: Bearer <api key>")
     client = _client_address()
     limits.check_sign_in(d.queue, d.settings, client)
-    owner = d.jobs.owner_for_key(key)
-    if owner is None:
+    found = KeyStore(d.jobs).principal(key)
+    if found is None:
         limits.sign_in_failed(d.queue, d.settings, client)
         raise ApiError("unauthorized", "unknown API key")
-    return owner
+    return found
+
+
+def _owner(d: deps.Deps) -> str:
+    """The caller's owner id (any role), else 401."""
+    return _principal(d).owner
+
+
+def _admin(d: deps.Deps) -> Principal:
+    """The caller, who must hold an `admin` key: 401 without a key, 403 `forbidden` for a user."""
+    found = _principal(d)
+    if not found.is_admin:
+        raise ApiError("forbidden", "this needs an admin API key")
+    return found
 
 
 def _client_address() -> str:
@@ -149,10 +163,12 @@ def health() -> dict[str, str]:
 @app.route("/health/ready", methods=["GET"], content_types=ANY_TYPE)
 @handled
 def ready() -> Response:
-    """Redis and Postgres reachable, and which queue this function talks to.
+    """Redis and Postgres reachable: `{status: ok|unavailable}` (200 or 503) for anyone.
 
-    API and consumers showing different queue identities is the "jobs wait forever"
-    bug of the old system, visible at a glance.
+    With an admin key the body adds each service's state and which queue this
+    function talks to (API and consumers showing different queue identities is
+    the "jobs wait forever" bug of the old system, visible at a glance). Those
+    details (Redis version and run id, host names in an error) are not public.
     """
     d = deps.get()
     body: dict[str, Any] = {"redis": "ok", "postgres": "ok"}
@@ -167,13 +183,32 @@ def ready() -> Response:
         queue["redisVersion"] = server["redis_version"]
     except Exception as exc:
         body["redis"] = "error: " + logs.describe(exc, limit=293)
-    if not d.jobs.ping():
+    postgres_up = d.jobs.ping()
+    if not postgres_up:
         body["postgres"] = "error: not reachable"
     body["queue"] = queue
     ok = body["redis"] == "ok" and body["postgres"] == "ok"
-    return Response(
-        body={"status": "ok" if ok else "unavailable", **body}, status_code=200 if ok else 503
-    )
+    status = {"status": "ok" if ok else "unavailable"}
+    if not ok:  # the operator's log keeps what the public answer leaves out
+        logs.event("not_ready", redis=body["redis"], postgres=body["postgres"])
+    if postgres_up and _asks_as_admin(d):
+        status.update(body)
+    return Response(body=status, status_code=200 if ok else 503)
+
+
+def _asks_as_admin(d: deps.Deps) -> bool:
+    """True if the request carries a working admin key; a wrong key counts as a failed
+    sign-in (details for admins only must not become a key-guessing oracle)."""
+    key = bearer_token(app.current_request.headers)
+    if key is None:
+        return False
+    try:
+        return _principal(d).is_admin
+    except (ApiError, TooManyRequests):
+        return False
+    except Exception:  # Redis (the sign-in limiter) is down: the key alone decides
+        found = KeyStore(d.jobs).principal(key)
+        return found is not None and found.is_admin
 
 
 @app.route("/openapi.json", methods=["GET"], content_types=ANY_TYPE)
@@ -287,6 +322,45 @@ def get_job(job_id: str) -> dict[str, Any]:
     return job.to_api()
 
 
+@app.route("/api/jobs/{job_id}", methods=["DELETE"])
+@handled
+def delete_job(job_id: str) -> dict[str, Any]:
+    """Cancel an unfinished job, or delete a finished one with its uploads and result.
+
+    A processing job's consumer is fenced out twice: Postgres refuses every write
+    to a cancelled job, and the job leaves the queue, so the next lease renewal is
+    refused and the consumer stops. Another owner's job is 404.
+    """
+    d = deps.get()
+    owner = _owner(d)
+    return _delete_or_cancel(d, job_id, owner)
+
+
+def _delete_or_cancel(d: deps.Deps, job_id: str, owner: str) -> dict[str, Any]:
+    from chalicelib.jobs import parse_job_id
+
+    if parse_job_id(job_id) is None:
+        raise ApiError("not_found", f"no job {shown(job_id)}")
+    cancelled = d.jobs.cancel(job_id, owner)
+    if cancelled is not None:
+        try:
+            d.queue.remove(cancelled.id)
+        except Exception as exc:  # a stale delivery is fenced by its status in Postgres
+            logs.event("cancel_dequeue_failed", jobId=cancelled.id, error=logs.describe(exc))
+        logs.event("cancelled", jobId=cancelled.id, owner=owner)
+        return cancelled.to_api(include_result=False)
+    keys = d.jobs.delete_finished(job_id, owner)
+    if keys is None:
+        raise ApiError("not_found", f"no job {shown(job_id)}")
+    for key in keys:
+        try:
+            d.storage.delete(key)
+        except Exception as exc:  # the row is gone; an orphan upload is retention's to sweep
+            logs.event("upload_delete_failed", key=key, error=logs.describe(exc))
+    logs.event("deleted", jobId=job_id, owner=owner, uploads=len(keys))
+    return {"jobId": parse_job_id(job_id), "status": "deleted"}
+
+
 @app.route("/api/jobs/{job_id}/retry", methods=["POST"], content_types=ANY_TYPE)
 @handled
 def retry_job(job_id: str) -> Response:
@@ -302,8 +376,9 @@ def retry_job(job_id: str) -> Response:
 @app.route("/api/queue/stats", methods=["GET"], content_types=ANY_TYPE)
 @handled
 def queue_stats() -> dict[str, Any]:
+    """Every tenant's counts and consumer host names: admins only."""
     d = deps.get()
-    _owner(d)
+    _admin(d)
     return {"queue": d.queue.stats(), "jobs": d.jobs.counts()}
 
 

@@ -134,12 +134,59 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_create(args: argparse.Namespace) -> int:
-    """Register an API key for an owner (DATABASE_URL); print it once: only its hash is kept."""
+def _key_store() -> Any:
     from chalicelib import settings
     from chalicelib.jobs import JobStore
+    from chalicelib.keys import KeyStore
 
-    print(JobStore.from_settings(settings.get()).create_api_key(args.owner, args.key))
+    return KeyStore(JobStore.from_settings(settings.get()))
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    """Register an API key for an owner (DATABASE_URL); print it once: only its hash is kept."""
+    from chalicelib.keys import Role
+
+    try:
+        key = _key_store().create(
+            args.owner,
+            args.key,
+            role=Role.ADMIN if args.admin else Role.USER,
+            expires_in_days=args.expires_days,
+        )
+    except ValueError as exc:
+        print(f"soundcheck keys create: {exc}", file=sys.stderr)
+        return 2
+    print(key)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    """Every key (or one owner's): id, owner, role, created, expires, revoked."""
+    keys = _key_store().list(args.owner)
+    if args.json:
+        print(json.dumps([k.to_api() for k in keys], indent=2))
+        return 0
+    print(f"{'id':<14}{'role':<7}{'created':<22}{'expires':<22}{'revoked':<22}owner")
+    for k in keys:
+        row = k.to_api()
+        print(
+            f"{k.id:<14}{k.role:<7}{row['createdAt'][:19]:<22}"
+            f"{(row['expiresAt'] or '-')[:19]:<22}{(row['revokedAt'] or '-')[:19]:<22}{k.owner}"
+        )
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    """Revoke one key by its id (`keys list`); requests with it are 401 from now on."""
+    try:
+        revoked = _key_store().revoke(args.key_id)
+    except ValueError as exc:
+        print(f"soundcheck keys revoke: {exc}", file=sys.stderr)
+        return 2
+    if not revoked:
+        print(f"soundcheck keys revoke: no live key {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}")
     return 0
 
 
@@ -218,8 +265,21 @@ def add_commands(subparsers: Any) -> None:
     key_commands = p.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="make an API key for an owner and print it")
     create.add_argument("owner", help="an opaque owner id; jobs belong to it")
-    create.add_argument("--key", help="use this key instead of a new random one")
+    create.add_argument(
+        "--key", help="use this key (at least 24 characters) instead of a new random one"
+    )
+    create.add_argument("--admin", action="store_true", help="an admin key (default: user)")
+    create.add_argument(
+        "--expires-days", type=float, metavar="DAYS", help="the key stops working after DAYS"
+    )
     create.set_defaults(func=_keys_create)
+    listing = key_commands.add_parser("list", help="list keys: id, role, created, expiry, owner")
+    listing.add_argument("--owner", help="only this owner's keys")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id (`keys list`)")
+    revoke.add_argument("key_id", help="the id `keys list` shows (8+ hex digits of its sha256)")
+    revoke.set_defaults(func=_keys_revoke)
 
     p = subparsers.add_parser("demo", help="start the stack, analyse one track, stop")
     p.add_argument("file", nargs="?", type=Path, help="a track (default: a synthetic mix)")

@@ -122,6 +122,7 @@ class ApiError(ErrorFamily):
         "invalid_limit": 400,
         "invalid_idempotency_key": 400,
         "unauthorized": 401,
+        "forbidden": 403,
         "invalid_signature": 403,
         "not_found": 404,
         "reference_not_found": 404,

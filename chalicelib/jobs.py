@@ -7,6 +7,8 @@ consumer makes is fenced by the lease token of its queue claim
     queued --start--> processing --complete--> completed
        ^                  |  \\--fail(final)--> failed --retry--> queued
        +--fail(not final)-+
+    queued | processing --cancel--> cancelled (every write above then matches no row)
+    completed | failed | cancelled --delete_finished--> (row gone)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 import pg8000.exceptions
 import pg8000.native
 
-from chalicelib import auth, rules
+from chalicelib import rules
 from chalicelib.db import connect
 from chalicelib.errors import (
     IdempotencyConflict,
@@ -635,6 +637,56 @@ class JobStore:
             )
         raise JobNotRetryable(f"job {job.id} is {job.status}; only a failed job can be retried")
 
+    def cancel(self, job_id: str, owner: str) -> Job | None:
+        """Cancel an unfinished job of owner: `cancelled`, fenced out for good.
+
+        Returns the cancelled job, or None when owner has no such unfinished job.
+        Every consumer write (start, progress, complete, fail) matches only
+        `queued`/`processing` rows, so a consumer still analysing it writes
+        nothing; the caller removes it from the queue, which refuses that
+        consumer's next lease renewal.
+        """
+        rows = self._rows(
+            f"UPDATE jobs SET status = 'cancelled', completed_at = now(), updated_at = now()"
+            f" WHERE id = CAST(:id AS uuid) AND owner = :owner"
+            f" AND status IN ('queued', 'processing')"
+            f" RETURNING {_COLUMNS}",
+            id=parse_job_id(job_id),
+            owner=owner,
+        )
+        return _job(rows[0]) if rows else None
+
+    def delete_finished(self, job_id: str, owner: str) -> list[str] | None:
+        """Delete a finished job of owner (its result and share links go with the row).
+
+        Returns the upload keys no other job of this owner still names (the caller
+        deletes those objects; a file submitted twice stays for the other job), or
+        None when owner has no such finished job.
+        """
+
+        def work(conn: pg8000.native.Connection) -> list[str] | None:
+            rows = _fetch(
+                conn,
+                "DELETE FROM jobs WHERE id = CAST(:id AS uuid) AND owner = :owner"
+                " AND status IN ('completed', 'failed', 'cancelled')"
+                " RETURNING file_key, reference_file_key",
+                {"id": parse_job_id(job_id), "owner": owner},
+            )
+            if not rows:
+                return None
+            keys = [k for k in (rows[0]["file_key"], rows[0]["reference_file_key"]) if k]
+            still = _fetch(
+                conn,
+                "SELECT file_key AS k FROM jobs WHERE owner = :owner AND file_key = ANY(:keys)"
+                " UNION SELECT reference_file_key FROM jobs"
+                " WHERE owner = :owner AND reference_file_key = ANY(:keys)",
+                {"owner": owner, "keys": keys},
+            )
+            used = {row["k"] for row in still}
+            return [k for k in dict.fromkeys(keys) if k not in used]
+
+        return self._unit(work)
+
     def token_floor(self) -> int:
         """The largest fencing token Postgres ever accepted (0 if none): the queue's floor.
 
@@ -671,29 +723,15 @@ class JobStore:
 
     # --- API keys --------------------------------------------------------------
 
-    def create_api_key(self, owner: str, key: str | None = None) -> str:
-        """Register a key for owner (a new random one unless given); return the key.
+    def create_api_key(self, owner: str, key: str | None = None, *, role: str = "user") -> str:
+        """Register a key for owner and return it (chalicelib.keys.KeyStore.create)."""
+        from chalicelib.keys import KeyStore
 
-        Registering the same key for the same owner again is a no-op (the local
-        stack does it on every start); for another owner it raises ValueError.
-        """
-        if not isinstance(owner, str) or not owner:
-            raise ValueError("owner must be a non-empty string")
-        key = key or auth.new_api_key()
-        digest = auth.hash_key(key)
-        self._rows(
-            "INSERT INTO api_keys (key_hash, owner) VALUES (:h, :owner)"
-            " ON CONFLICT (key_hash) DO NOTHING",
-            h=digest,
-            owner=owner,
-        )
-        if self.owner_for_key(key) != owner:
-            raise ValueError("this API key is already registered to another owner")
-        return key
+        return KeyStore(self).create(owner, key, role=role)
 
     def owner_for_key(self, key: str | None) -> str | None:
-        """The owner of an API key, or None for an unknown (or empty) key."""
-        if not key:
-            return None
-        rows = self._rows("SELECT owner FROM api_keys WHERE key_hash = :h", h=auth.hash_key(key))
-        return rows[0]["owner"] if rows else None
+        """The owner of a working API key, or None (unknown, empty, revoked, expired)."""
+        from chalicelib.keys import KeyStore
+
+        found = KeyStore(self).principal(key)
+        return found.owner if found else None

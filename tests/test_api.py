@@ -110,10 +110,15 @@ def test_health_is_ok_without_a_key(http: Any) -> None:
     assert (response.status_code, json_body(response)) == (200, {"status": "ok"})
 
 
+def admin_headers(service: Deps) -> dict[str, str]:
+    key = service.jobs.create_api_key(new_owner(), role="admin")
+    return {"Authorization": f"Bearer {key}"}
+
+
 def test_ready_reports_both_services_and_the_queue_identity(
     http: Any, service: Deps, redis_url: str, redis_client: Any
 ) -> None:
-    response = get(http, "/health/ready", None)
+    response = http.get("/health/ready", headers=admin_headers(service))
     assert response.status_code == 200
     body = json_body(response)
     assert (body["redis"], body["postgres"]) == ("ok", "ok")
@@ -124,21 +129,31 @@ def test_ready_reports_both_services_and_the_queue_identity(
 
 @pytest.mark.parametrize("down", ["REDIS_URL", "DATABASE_URL"])
 def test_ready_is_503_naming_the_service_that_is_down(
-    http: Any, env: dict[str, str], down: str
+    http: Any, env: dict[str, str], service: Deps, down: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Public: only `unavailable`. The log (and an admin, when Postgres can check the
+    key) names the service that is down."""
     scheme = "redis" if down == "REDIS_URL" else "postgresql"
     env = {**env, down: f"{scheme}://127.0.0.1:{closed_port()}/0"}
+    headers = admin_headers(service)
     broken = build_deps(settings_for(env))
     previous = deps.override(broken)
     try:
-        response = get(http, "/health/ready", None)
+        public = get(http, "/health/ready", None)
+        response = http.get("/health/ready", headers=headers)
     finally:
         deps.override(previous)
+    assert (public.status_code, json_body(public)) == (503, {"status": "unavailable"})
     assert response.status_code == 503
-    body = json_body(response)
     name = "redis" if down == "REDIS_URL" else "postgres"
     other = "postgres" if name == "redis" else "redis"
-    assert body[name].startswith("error") and body[other] == "ok"
+    (logged, *_) = [e for e in log_events(capsys.readouterr().out) if e["event"] == "not_ready"]
+    assert logged[name].startswith("error") and logged[other] == "ok"
+    body = json_body(response)
+    if name == "redis":  # Postgres up: the admin key is checked and sees the details
+        assert body[name].startswith("error") and body[other] == "ok"
+    else:
+        assert body == {"status": "unavailable"}
 
 
 def test_redis_url_hash_ignores_the_password() -> None:
@@ -371,7 +386,8 @@ def test_retry_requeues_a_failed_job_and_refuses_others(
 
 def test_queue_stats_counts_jobs_and_queue_states(http: Any, service: Deps, alice: User) -> None:
     submit(http, service, alice)
-    response = get(http, "/api/queue/stats", alice)
+    assert_error(get(http, "/api/queue/stats", alice), 403, "forbidden")  # a user key
+    response = http.get("/api/queue/stats", headers=admin_headers(service))
     assert response.status_code == 200
     body = json_body(response)
     assert body["queue"]["name"] == service.settings.queue_name

@@ -372,3 +372,21 @@ def test_ctrl_c_during_the_demo_stops_it_cleanly_and_names_the_job(
     finally:
         queue.delete_all()
         client.close()
+
+
+def test_the_stacks_key_is_an_admin_key_kept_out_of_its_log(
+    stack: Running, elsewhere: Path
+) -> None:
+    """`soundcheck dev` under a log file: the key is in its 0600 file, not in the log,
+    and it is an admin key, so the local operator still reads queue statistics."""
+    import stat
+
+    key_file = stack.data_dir / "api-key"
+    assert key_file.read_text().strip() == stack.info.api_key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((stack.data_dir / "dev.json").stat().st_mode) == 0o600
+    log = (stack.data_dir / "stack.log").read_text()
+    assert "soundcheck dev is up" in log and stack.info.api_key not in log
+    stats = soundcheck("queue", "stats", cwd=elsewhere, env={"REDIS_URL": ""})
+    assert stats.returncode == 0, stats.stderr
+    assert '"waiting"' in stats.stdout

@@ -587,8 +587,10 @@ def test_api_keys_store_only_a_hash(store: JobStore, database_url: str, owner: s
     rows = conn.run("SELECT key_hash, owner FROM api_keys WHERE owner = :o", o=owner)
     conn.close()
     assert rows == [[hash_key(key), owner]]
-    fixed = store.create_api_key(owner, f"dev-key-{owner}")
-    assert fixed == f"dev-key-{owner}" and store.owner_for_key(fixed) == owner
+    fixed = store.create_api_key(owner, f"dev-key-of-{owner}")  # 24+ characters
+    assert fixed == f"dev-key-of-{owner}" and store.owner_for_key(fixed) == owner
+    with pytest.raises(ValueError, match="at least 24"):
+        store.create_api_key(owner, "dev-key")
 
 
 def test_threads_get_their_own_connections(store: JobStore, owner: str) -> None:

@@ -177,7 +177,8 @@ def test_ready_is_unavailable_while_redis_may_evict(
         try:
             assert http.get("/health/ready").status_code == 200
             client.config_set("maxmemory-policy", "allkeys-lru")  # switched on after start-up
-            response = http.get("/health/ready")
+            key = d.jobs.create_api_key(f"admin-{queue_name}", role="admin")
+            response = http.get("/health/ready", headers={"Authorization": f"Bearer {key}"})
             assert response.status_code == 503
             body = json_body(response)
             assert body["status"] == "unavailable" and "allkeys-lru" in body["redis"]

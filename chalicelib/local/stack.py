@@ -37,6 +37,7 @@ from chalicelib.local.state import (
     lock_data_dir,
     record_path,
     write_atomic,
+    write_private,
 )
 
 DEV_OWNER = "dev"
@@ -144,16 +145,23 @@ class LocalStack:
         return env
 
     def _api_key(self, jobs: Any, configured: str | None) -> str:
-        """SOUNDCHECK_API_KEY, else the key this data dir had last time, else a new one."""
+        """SOUNDCHECK_API_KEY, else the key this data dir had last time, else a new one.
+
+        It is an `admin` key: the local operator reads queue statistics with it.
+        The key file is created 0600 (never readable by others, not even briefly).
+        """
         from chalicelib.auth import new_api_key
+        from chalicelib.keys import KeyStore, Role
 
         key_file = self.data_dir / KEY_FILE
         key = configured or (key_file.read_text().strip() if key_file.exists() else "")
         key = key or new_api_key()
-        jobs.create_api_key(DEV_OWNER, key)
+        try:
+            KeyStore(jobs).create(DEV_OWNER, key, role=Role.ADMIN)
+        except ValueError as exc:
+            raise StackError(f"API key: {exc}") from None
         if not configured:
-            key_file.write_text(key + "\n")
-            key_file.chmod(0o600)
+            write_private(key_file, key + "\n")
         return key
 
     def start(self) -> StackInfo:
@@ -337,11 +345,14 @@ def run(options: StackOptions) -> int:
     try:
         started = time.monotonic()
         info = stack.start()
+        # The key goes to a terminal only: under `make demo` or tests stderr is a log file.
+        key = info.api_key if sys.stderr.isatty() else None
+        where_key = f"in {stack.data_dir / KEY_FILE}" if key is None else key
         print(
             f"\nsoundcheck dev is up in {time.monotonic() - started:.1f}s\n"
-            f"  web app   {info.url}/#key={info.api_key}\n"
+            f"  web app   {info.url}/#key={key or '<API key>'}\n"
             f"  API       {info.url}\n"
-            f"  API key   {info.api_key}\n"
+            f"  API key   {where_key} (admin)\n"
             f"  queue     {info.queue} (redis {info.redis_url_hash})"
             f"  consumers {options.consumers}\n"
             f"  try       soundcheck submit FILE   (from any directory)\n"

@@ -79,9 +79,16 @@ def write_atomic(path: Path, text: str) -> None:
     """Write a private file (it holds an API key) so readers never see half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o600)
+    write_private(tmp, text)
     tmp.replace(path)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its user can read, 0600 from its creation (no chmod after)."""
+    path.unlink(missing_ok=True)  # an old file keeps its old mode through O_CREAT
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 def running_stacks() -> list[StackInfo]:
