@@ -382,6 +382,61 @@ def queue_stats() -> dict[str, Any]:
     return {"queue": d.queue.stats(), "jobs": d.jobs.counts()}
 
 
+# --- admin routes (an admin key; every action recorded in the audit table) ------------
+
+
+def _audit(d: deps.Deps) -> Any:
+    from chalicelib.audit import AuditLog
+
+    return AuditLog(d.jobs)
+
+
+@app.route("/api/admin/jobs/{job_id}/retry", methods=["POST"], content_types=ANY_TYPE)
+@handled
+def admin_retry_job(job_id: str) -> Response:
+    """Redrive any owner's failed (or dead) job: queued afresh with a newer fencing token."""
+    d = deps.get()
+    admin = _admin(d)
+    job = d.jobs.retry(job_id, None)
+    _enqueue_and_wake(d, job, "admin_retry")
+    _audit(d).record(admin.owner, "job.retry", job.id, owner=job.owner)
+    logs.event("resubmitted", jobId=job.id, by=admin.owner)
+    return _accepted(d, job)
+
+
+@app.route("/api/admin/queue/pause", methods=["POST"], content_types=ANY_TYPE)
+@handled
+def admin_pause() -> dict[str, Any]:
+    """Stop handing out jobs (enqueues, leases and sweeps go on)."""
+    d = deps.get()
+    admin = _admin(d)
+    d.queue.pause()
+    _audit(d).record(admin.owner, "queue.pause", d.settings.queue_name)
+    return {"queue": d.settings.queue_name, "paused": True}
+
+
+@app.route("/api/admin/queue/resume", methods=["POST"], content_types=ANY_TYPE)
+@handled
+def admin_resume() -> dict[str, Any]:
+    d = deps.get()
+    admin = _admin(d)
+    d.queue.resume()
+    _audit(d).record(admin.owner, "queue.resume", d.settings.queue_name)
+    wake.wake(d.settings.consumer_function_name, "resume")
+    return {"queue": d.settings.queue_name, "paused": False}
+
+
+@app.route("/api/admin/audit", methods=["GET"])
+@handled
+def admin_audit() -> dict[str, Any]:
+    """The audit log, newest first: `?limit=1..200` (default 50), `?before=<id>` pages on."""
+    d = deps.get()
+    _admin(d)
+    limit, before = api.parse_audit_query(app.current_request.query_params)
+    entries = _audit(d).list(limit=limit, before=before)
+    return {"entries": [e.to_api() for e in entries]}
+
+
 # --- the web app and share links ------------------------------------------------------
 
 

@@ -257,6 +257,22 @@ def parse_list_query(params: Mapping[str, str] | None) -> ListQuery:
     return ListQuery(status=status, limit=rules.list_limit(limit, ApiError))
 
 
+def parse_audit_query(params: Mapping[str, str] | None) -> tuple[int, int | None]:
+    """GET /api/admin/audit?limit=&before= -> (limit 1..200, default 50; before id or None)."""
+    params = params or {}
+    _no_unknown(params, ("limit", "before"))
+    raw_limit = params.get("limit") or "50"
+    limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,3}", raw_limit) else 0
+    if not 1 <= limit <= 200:
+        raise bad_request("invalid_limit", "limit must be an integer from 1 to 200")
+    raw_before = params.get("before")
+    if raw_before is None:
+        return limit, None
+    if not re.fullmatch(r"[0-9]{1,18}", raw_before):
+        raise bad_request("invalid_field", "before must be an audit entry id (a positive integer)")
+    return limit, int(raw_before)
+
+
 SHARE_FIELDS = frozenset(SHARE_SCHEMA["properties"])
 
 

@@ -605,8 +605,10 @@ class JobStore:
         )
         return bool(rows)
 
-    def retry(self, job_id: str, owner: str) -> Job:
+    def retry(self, job_id: str, owner: str | None) -> Job:
         """Queue a failed job again (error cleared, attempts from zero).
+
+        `owner=None` is an admin's redrive: any owner's job, under the same rules.
 
         Raises JobNotFound (404), JobNotRetryable (409) for a job that is not
         failed, or RetryLimit (409) after MAX_RETRIES retries of this job. The
@@ -619,7 +621,8 @@ class JobStore:
             f" retries = retries + 1,"
             f" error_code = NULL, error_message = NULL, result = NULL, started_at = NULL,"
             f" completed_at = NULL, updated_at = now()"
-            f" WHERE id = CAST(:id AS uuid) AND owner = :owner AND status = 'failed'"
+            f" WHERE id = CAST(:id AS uuid) AND status = 'failed'"
+            f" AND (CAST(:owner AS text) IS NULL OR owner = :owner)"
             f" AND retries < :max_retries"
             f" RETURNING {_COLUMNS}",
             id=parse_job_id(job_id),
