@@ -397,8 +397,8 @@ def test_the_package_alone_reaches_redis_and_postgres(
     answer = seen["answers"]["/health/ready"]
     body = json.loads(answer["body"])
     assert answer["statusCode"] == 200, body
-    assert body["redis"] == "ok" and body["postgres"] == "ok"
-    assert body["queue"]["name"] == "package-probe"
+    # `ok` needs both Redis and Postgres; the details (queue name...) are for admin keys
+    assert body == {"status": "ok"}
     loaded = {m.split(".")[0] for m in seen["modules"]}
     assert {"redis", "pg8000"} <= loaded
     assert all(
