@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from chalicelib.jobs import JobStore
 
 MIN_CHOSEN_KEY = 24  # an operator's own key (`--key`): at least this many characters
+MAX_EXPIRY_DAYS = 36500  # ~100 years; also keeps inf/NaN out of Postgres intervals
 KEY_ID_LEN = 12  # hex digits of the key's sha256 shown as its id
 
 
@@ -99,8 +100,8 @@ class KeyStore:
         role = Role(role)
         if key is not None:
             check_chosen_key(key)
-        if expires_in_days is not None and not expires_in_days > 0:
-            raise ValueError("expiry must be a positive number of days")
+        if expires_in_days is not None and not 0 < expires_in_days <= MAX_EXPIRY_DAYS:
+            raise ValueError(f"expiry must be more than 0 and at most {MAX_EXPIRY_DAYS} days")
         key = key or auth.new_api_key()
         self._jobs._rows(
             "INSERT INTO api_keys (key_hash, owner, role, expires_at)"

@@ -281,6 +281,9 @@ def test_keys_commands_create_list_and_revoke(service: Deps) -> None:
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     assert KeyStore(service.jobs).principal(key).is_admin
+    for days in ("0", "-1", "nan", "inf", "1e9"):
+        refused = run("create", owner, "--expires-days", days)
+        assert refused.returncode == 2 and "expiry" in refused.stderr, (days, refused.stderr)
     short = run("create", owner, "--key", "a")
     assert short.returncode == 2 and "at least 24" in short.stderr
     listed = run("list", "--owner", owner)
