@@ -348,9 +348,10 @@ def run(options: StackOptions) -> int:
         # The key goes to a terminal only: under `make demo` or tests stderr is a log file.
         key = info.api_key if sys.stderr.isatty() else None
         where_key = f"in {stack.data_dir / KEY_FILE}" if key is None else key
+        link = f"{info.url}/#key={key}" if key else f"{info.url}/ (sign in with the API key)"
         print(
             f"\nsoundcheck dev is up in {time.monotonic() - started:.1f}s\n"
-            f"  web app   {info.url}/#key={key or '<API key>'}\n"
+            f"  web app   {link}\n"
             f"  API       {info.url}\n"
             f"  API key   {where_key} (admin)\n"
             f"  queue     {info.queue} (redis {info.redis_url_hash})"
