@@ -176,6 +176,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/queue/stats"): Operation(
         "Queue and job counts",
         ok={200: _json(_object(queue={"type": "object"}, jobs={"type": "object"}), "counts")},
+        errors=(400, 401, 403, 429, 503),
         tag="queue",
     ),
     ("GET", "/api/genres"): Operation(
@@ -202,6 +203,40 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "A job's share links",
         ok={200: _json(_object(shares={"type": "array", "items": _ref("Share")}), "links")},
         tag="shares",
+    ),
+    ("DELETE", "/api/jobs/{job_id}"): Operation(
+        "Cancel an unfinished job, or delete a finished one with its uploads and result",
+        ok={
+            200: _json({"type": "object", "required": ["jobId", "status"]}, "cancelled or deleted")
+        },
+    ),
+    ("POST", "/api/admin/jobs/{job_id}/retry"): Operation(
+        "Admin: redrive any owner's failed job (audited)",
+        ok={202: _json(_ref("Accepted"), "queued again")},
+        errors=(400, 401, 403, 404, 409, 429, 503),
+        tag="admin",
+    ),
+    ("POST", "/api/admin/queue/pause"): Operation(
+        "Admin: stop handing out jobs (audited)",
+        ok={200: _json(_object(queue={"type": "string"}, paused={"type": "boolean"}), "paused")},
+        errors=(400, 401, 403, 429, 503),
+        tag="admin",
+    ),
+    ("POST", "/api/admin/queue/resume"): Operation(
+        "Admin: hand out jobs again (audited)",
+        ok={200: _json(_object(queue={"type": "string"}, paused={"type": "boolean"}), "resumed")},
+        errors=(400, 401, 403, 429, 503),
+        tag="admin",
+    ),
+    ("GET", "/api/admin/audit"): Operation(
+        "Admin: the audit log, newest first",
+        ok={200: _json(_object(entries={"type": "array", "items": {"type": "object"}}), "entries")},
+        query={
+            "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+            "before": {"type": "integer", "minimum": 0},
+        },
+        errors=(400, 401, 403, 429, 503),
+        tag="admin",
     ),
     ("DELETE", "/api/jobs/{job_id}/shares/{share_id}"): Operation(
         "Revoke a share link", ok={200: _json(_ref("Share"), "revoked")}, tag="shares"
