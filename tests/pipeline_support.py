@@ -169,6 +169,32 @@ def put_upload(deps: Deps, owner: str, data: bytes, name: str = "mix.wav") -> st
     return key
 
 
+@contextlib.contextmanager
+def installed(env: dict[str, str], **build: Any) -> Iterator[Deps]:
+    """Dependencies built from `env` and installed for the app's routes until exit."""
+    from chalicelib import deps
+
+    d = build_deps(settings_for(env), **build)
+    previous = deps.override(d)
+    try:
+        yield d
+    finally:
+        deps.override(previous)
+        d.close()
+
+
+@contextlib.contextmanager
+def app_http(project_dir: Path) -> Iterator[Any]:
+    """chalice.test's HTTP client for the app; a project dir without .chalice/config.json
+    keeps the stage's AWS settings out."""
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, project_dir=str(project_dir)) as client:
+        yield client.http
+
+
 def new_owner() -> str:
     return f"owner-{uuid.uuid4().hex[:10]}"
 

@@ -14,19 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-from app import app
-from chalicelib import deps
 from chalicelib.deps import Deps
 from chalicelib.keys import KeyStore, Role
 from tests.pipeline_support import (
-    build_deps,
+    app_http,
+    installed,
     json_body,
     new_owner,
     own_schema,
     service_env,
-    settings_for,
 )
 from tests.test_consumer import LEASE_S, drain, submit
 
@@ -44,17 +41,14 @@ def service(
             tmp_path / "objects",
             SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
         )
-        d = build_deps(settings_for(env), backoff_ms=20)
-        previous = deps.override(d)
-        yield d
-        deps.override(previous)
-        d.close()
+        with installed(env, backoff_ms=20) as d:
+            yield d
 
 
 @pytest.fixture
 def http(service: Deps, tmp_path: Path) -> Iterator[Any]:
-    with Client(app, project_dir=str(tmp_path)) as client:
-        yield client.http
+    with app_http(tmp_path) as client:
+        yield client
 
 
 def headers(service: Deps, role: Role, owner: str | None = None) -> dict[str, str]:

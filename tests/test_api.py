@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,8 +20,10 @@ from chalicelib import deps, sweeper
 from chalicelib.deps import Deps, redis_url_hash
 from chalicelib.jobs import JobSpec
 from tests.pipeline_support import (
+    app_http,
     build_deps,
     closed_port,
+    installed,
     json_body,
     log_events,
     new_owner,
@@ -49,18 +50,14 @@ def env(
 @pytest.fixture
 def service(env: dict[str, str]) -> Iterator[Deps]:
     """The app's dependencies, installed for the routes, on this test's queue and store."""
-    d = build_deps(settings_for(env))
-    previous = deps.override(d)
-    yield d
-    deps.override(previous)
-    d.close()
+    with installed(env) as d:
+        yield d
 
 
 @pytest.fixture
 def http(tmp_path: Path) -> Iterator[Any]:
-    # A project dir without .chalice/config.json: the stage's AWS settings stay out.
-    with Client(app, project_dir=str(tmp_path)) as client:
-        yield client.http
+    with app_http(tmp_path) as client:
+        yield client
 
 
 class User:

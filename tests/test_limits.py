@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib import deps, settings
 from chalicelib.deps import Deps
 from chalicelib.queue import MAX_LEASE_MS
 from tests.pipeline_support import (
+    app_http,
     build_deps,
+    installed,
     json_body,
     new_owner,
     own_schema,
@@ -48,17 +48,14 @@ def service(
         env = service_env(
             redis_url, database_url, schema, queue_name, tmp_path / "objects", **extra
         )
-        d = build_deps(settings_for(env))
-        previous = deps.override(d)
-        yield d
-        deps.override(previous)
-        d.close()
+        with installed(env) as d:
+            yield d
 
 
 @pytest.fixture
 def http(tmp_path: Path) -> Iterator[Any]:
-    with Client(app, project_dir=str(tmp_path)) as client:
-        yield client.http
+    with app_http(tmp_path) as client:
+        yield client
 
 
 def _headers(key: str) -> dict[str, str]:

@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib import deps
 from chalicelib.db import connect
 from chalicelib.deps import Deps
 from chalicelib.keys import MIN_CHOSEN_KEY, KeyStore, Role
 from chalicelib.local.state import write_atomic, write_private
 from tests.pipeline_support import (
+    app_http,
     build_deps,
     closed_port,
+    installed,
     json_body,
     new_owner,
     own_schema,
@@ -45,17 +45,14 @@ def env(
 
 @pytest.fixture
 def service(env: dict[str, str]) -> Iterator[Deps]:
-    d = build_deps(settings_for(env))
-    previous = deps.override(d)
-    yield d
-    deps.override(previous)
-    d.close()
+    with installed(env) as d:
+        yield d
 
 
 @pytest.fixture
 def http(service: Deps, tmp_path: Path) -> Iterator[Any]:
-    with Client(app, project_dir=str(tmp_path)) as client:
-        yield client.http
+    with app_http(tmp_path) as client:
+        yield client
 
 
 class Caller:

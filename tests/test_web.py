@@ -14,20 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
 from app import app
-from chalicelib import deps, webapp
+from chalicelib import webapp
 from chalicelib.db import connect
 from chalicelib.deps import Deps
 from chalicelib.jobs import JobSpec
 from tests.pipeline_support import (
-    build_deps,
+    app_http,
+    installed,
     json_body,
     new_owner,
     own_schema,
     service_env,
-    settings_for,
 )
 
 WEB = webapp.WEB_DIR
@@ -43,17 +42,14 @@ def env(
 
 @pytest.fixture
 def service(env: dict[str, str]) -> Iterator[Deps]:
-    d = build_deps(settings_for(env))
-    previous = deps.override(d)
-    yield d
-    deps.override(previous)
-    d.close()
+    with installed(env) as d:
+        yield d
 
 
 @pytest.fixture
 def http(tmp_path: Path) -> Iterator[Any]:
-    with Client(app, project_dir=str(tmp_path)) as client:
-        yield client.http
+    with app_http(tmp_path) as client:
+        yield client
 
 
 class User:
