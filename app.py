@@ -23,6 +23,7 @@ from chalicelib.errors import ApiError, InternalError, StorageError, TooManyRequ
 from chalicelib.keys import KeyStore, Principal
 from chalicelib.rules import JobStatus
 from chalicelib.storage import LocalStorage, key_from_path, require_object
+from chalicelib.webhooks import urls as callback_urls
 
 if TYPE_CHECKING:
     from chalicelib.jobs import Job
@@ -276,11 +277,21 @@ def analyze() -> Response:
     limits.admit_submission(d.queue, d.settings, owner)
     idempotency_key = api.idempotency_key(app.current_request.headers)
     spec = api.parse_submit(
-        owner, _body(), check_genre=api.genre_name, check_key=d.storage.check_key
+        owner,
+        _body(),
+        check_genre=api.genre_name,
+        check_key=d.storage.check_key,
+        check_callback=functools.partial(_callback_form, d),
     )
     require_object(d.storage, spec.file_key, d.settings.max_upload_bytes)
     if spec.reference_file_key:
         require_object(d.storage, spec.reference_file_key, d.settings.max_upload_bytes)
+    if spec.callback_url:  # where its host resolves to: last, it asks DNS
+        callback_urls.resolve(
+            _callback_form(d, spec.callback_url, parsed=True),
+            allow_loopback=d.settings.webhook_allow_loopback,
+        )
+        _webhooks(d).secret(owner)  # the owner's signing secret exists before any event
     if spec.reference_job_id:
         reference = d.jobs.get(spec.reference_job_id, owner)
         if reference is None:
@@ -293,6 +304,22 @@ def analyze() -> Response:
         logs.event("submitted", jobId=job.id, owner=owner, mode=job.mode, genre=job.genre)
         logs.job_metrics("submitted", queue=d.settings.queue_name, jobId=job.id)
     return _accepted(d, job)
+
+
+def _callback_form(d: deps.Deps, raw: object, parsed: bool = False) -> Any:
+    """A callbackUrl's form under this deployment's settings (the URL, or the parsed one)."""
+    callback = callback_urls.parse(
+        raw,
+        allow_http=d.settings.webhook_allow_http,
+        allow_loopback=d.settings.webhook_allow_loopback,
+    )
+    return callback if parsed else callback.url
+
+
+def _webhooks(d: deps.Deps) -> Any:
+    from chalicelib.webhooks.store import WebhookStore
+
+    return WebhookStore(d.jobs)
 
 
 @app.route("/api/jobs", methods=["GET"], content_types=ANY_TYPE)
@@ -319,7 +346,31 @@ def get_job(job_id: str) -> dict[str, Any]:
     job = d.jobs.get(job_id, owner=_owner(d))
     if job is None:
         raise ApiError("not_found", f"no job {shown(job_id)}")
-    return job.to_api()
+    body = job.to_api()
+    if job.callback_url:
+        from chalicelib.webhooks.store import callback_view
+
+        body["callback"] = callback_view(job.callback_url, _webhooks(d).latest(job.id))
+    return body
+
+
+@app.route("/api/webhooks/secret", methods=["GET"], content_types=ANY_TYPE)
+@handled
+def webhook_secret() -> dict[str, Any]:
+    """The caller's signing secret for callback events (made on first use)."""
+    d = deps.get()
+    return _webhooks(d).secret(_owner(d)).to_api()
+
+
+@app.route("/api/webhooks/secret/rotate", methods=["POST"], content_types=ANY_TYPE)
+@handled
+def rotate_webhook_secret() -> dict[str, Any]:
+    """A new signing secret; the previous one keeps signing events for 24 hours."""
+    d = deps.get()
+    owner = _owner(d)
+    secret = _webhooks(d).rotate(owner)
+    logs.event("webhook_secret_rotated", owner=owner)
+    return secret.to_api()
 
 
 @app.route("/api/jobs/{job_id}", methods=["DELETE"])

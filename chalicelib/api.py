@@ -59,6 +59,15 @@ SUBMIT_SCHEMA: dict[str, Any] = {
             "maximum": rules.MAX_PRIORITY,
             "default": 0,
         },
+        # Checked by chalicelib.webhooks.urls: https (http only where a setting allows it),
+        # no credentials or fragment, a public host (IPv4 as four decimal numbers).
+        "callbackUrl": {
+            "type": "string",
+            "format": "uri",
+            "minLength": 1,
+            "maxLength": rules.MAX_CALLBACK_URL,
+            "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s#]+$",
+        },
     },
 }
 SHARE_SCHEMA: dict[str, Any] = {
@@ -188,6 +197,7 @@ def parse_submit(
     *,
     check_genre: Callable[[str], str],
     check_key: Callable[[str, str], str],
+    check_callback: Callable[[object], str] | None = None,
 ) -> JobSpec:
     """POST /api/audio/analyze body -> JobSpec, or ApiError.
 
@@ -196,6 +206,9 @@ def parse_submit(
     `check_key(owner, key)` is the store's ownership check (Storage.check_key): it
     returns the normalised key or raises StorageError 400 for a key outside the
     owner's prefix. Whether the object exists is for the route to ask the store.
+    `check_callback(raw)` returns a callbackUrl whose form is acceptable or raises
+    ApiError (chalicelib.webhooks.urls.parse; where its host resolves to is for the
+    route to ask, after the cheaper checks). Without it a callbackUrl is refused.
     """
     from chalicelib.jobs import JobSpec, parse_job_id
 
@@ -208,6 +221,11 @@ def parse_submit(
     reference_job = _string(body, "referenceJobId", required=False, max_len=rules.MAX_JOB_ID)
     file_name = _string(body, "fileName", required=False, max_len=rules.MAX_FILE_NAME)
     priority = rules.priority(body.get("priority", 0), ApiError)
+    callback_url = None
+    if body.get("callbackUrl") is not None:
+        if check_callback is None:
+            raise bad_request("invalid_callback_url", "callbacks are not available here")
+        callback_url = check_callback(body["callbackUrl"])
 
     if mode == rules.Mode.GENRE:
         if reference_key is not None or reference_job is not None:
@@ -241,6 +259,7 @@ def parse_submit(
         reference_file_key=reference_key,
         reference_job_id=reference_job,
         priority=priority,
+        callback_url=callback_url,
     )
 
 

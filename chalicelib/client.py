@@ -89,8 +89,11 @@ class Client:
         reference_file_key: str | None = None,
         file_name: str | None = None,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"fileKey": file_key}
+        if callback_url:
+            body["callbackUrl"] = callback_url
         if reference_file_key:
             body.update(mode="reference", referenceFileKey=reference_file_key)
         else:

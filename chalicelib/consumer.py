@@ -41,6 +41,8 @@ Analyse = Callable[["Deps", Path, "Job", dict[str, Any] | None], dict[str, Any]]
 # A Lambda stops claiming when less than lease + this is left: a job it starts must
 # be able to finish (or at least keep its lease) before the function is frozen.
 LAMBDA_MARGIN_MS = 15_000
+# Callback events a Lambda sends after its drain, at most this long (the rest next time).
+WEBHOOK_BUDGET_S = 120.0
 # A job past its ceiling (SOUNDCHECK_MAX_JOB_SECONDS) or cut short by its Lambda's time.
 PROCESSING_TIMEOUT = errors.ProcessingTimeout.code
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
@@ -547,7 +549,22 @@ def run_consumer(deps: Deps, context: Any) -> dict[str, Any]:
     report = sweeper.sweep_logged(deps, me)
     result = drain(deps, me, context.get_remaining_time_in_millis, margin_ms=LAMBDA_MARGIN_MS)
     logs.event("drained", consumer=me, trigger="invoke", **result.to_dict())
-    return {"sweep": report.to_dict() if report else None, "drain": result.to_dict()}
+    sent = _deliver_webhooks(deps, context, cap_s=WEBHOOK_BUDGET_S)
+    return {
+        "sweep": report.to_dict() if report else None,
+        "drain": result.to_dict(),
+        "webhooks": sent.to_dict() if sent else None,
+    }
+
+
+def _deliver_webhooks(deps: Deps, context: Any, cap_s: float) -> Any:
+    """Send due callback events with what is left of the invocation (at most cap_s):
+    after the drain, so they never hold up an analysis."""
+    from chalicelib.webhooks import deliver
+
+    left_s = (context.get_remaining_time_in_millis() - LAMBDA_MARGIN_MS) / 1000
+    budget = min(cap_s, left_s - 2 * deps.settings.webhook_timeout_seconds)  # one last batch
+    return deliver.deliver_logged(deps, budget_s=budget) if budget > 0 else None
 
 
 def run_sweeper(deps: Deps, context: Any) -> dict[str, Any]:
@@ -572,9 +589,11 @@ def run_sweeper(deps: Deps, context: Any) -> dict[str, Any]:
     elif stats["waiting"]:
         result = drain(deps, me, context.get_remaining_time_in_millis, margin_ms=LAMBDA_MARGIN_MS)
     logs.event("drained", consumer=me, trigger="schedule", woke=len(woke), **result.to_dict())
+    sent = _deliver_webhooks(deps, context, cap_s=WEBHOOK_BUDGET_S)
     return {
         "sweep": report.to_dict() if report else None,
         "waiting": stats["waiting"],
         "woke": woke,
         "drain": result.to_dict(),
+        "webhooks": sent.to_dict() if sent else None,
     }

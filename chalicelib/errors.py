@@ -121,6 +121,8 @@ class ApiError(ErrorFamily):
         "invalid_status": 400,
         "invalid_limit": 400,
         "invalid_idempotency_key": 400,
+        "invalid_callback_url": 400,
+        "callback_url_forbidden": 400,
         "unauthorized": 401,
         "forbidden": 403,
         "invalid_signature": 403,

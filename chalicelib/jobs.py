@@ -52,7 +52,7 @@ _COLUMNS = (
     "id, owner, mode, genre, file_key, file_name, reference_file_key, reference_job_id, "
     "priority, status, progress, attempts, lease_token, error_code, error_message, result, "
     "idempotency_key, request_hash, created_at, updated_at, started_at, completed_at, "
-    "stalls, failures"
+    "stalls, failures, callback_url"
 )
 
 
@@ -75,10 +75,14 @@ class JobSpec:
     reference_file_key: str | None
     reference_job_id: str | None
     priority: int = 0
+    callback_url: str | None = None  # checked by chalicelib.webhooks.urls before it gets here
 
     def request_hash(self) -> str:
         """A digest of the request, to tell a replay from a conflicting reuse of a key."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        fields = asdict(self)
+        if fields["callback_url"] is None:  # the digest of a request made before callbacks
+            del fields["callback_url"]
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -110,6 +114,7 @@ class Job:
     # restarts empty cannot hand a job a fresh set of tries.
     stalls: int = 0
     failures: int = 0  # deliveries that reported an error; SOUNDCHECK_MAX_ATTEMPTS caps them
+    callback_url: str | None = None  # where its job.completed / job.failed event goes
 
     def to_api(self, include_result: bool = True) -> dict[str, Any]:
         """The DESIGN "GET /api/jobs/{id}" body: camelCase, UTC 'Z' timestamps."""
@@ -191,6 +196,8 @@ def _validate(spec: JobSpec, idempotency_key: str | None) -> None:
     if spec.reference_job_id is not None and parse_job_id(spec.reference_job_id) is None:
         raise InvalidJobInput("invalid_field", "referenceJobId must be a job id (a UUID)")
     rules.priority(spec.priority, InvalidJobInput)
+    if spec.callback_url is not None:
+        rules.text(spec.callback_url, "callbackUrl", rules.MAX_CALLBACK_URL, InvalidJobInput)
     if idempotency_key is not None:
         rules.idempotency_key(idempotency_key, InvalidJobInput)
 
@@ -426,9 +433,11 @@ class JobStore:
         request_hash = spec.request_hash()
         rows = self._rows(
             f"INSERT INTO jobs (id, owner, mode, genre, file_key, file_name,"
-            f" reference_file_key, reference_job_id, priority, idempotency_key, request_hash)"
+            f" reference_file_key, reference_job_id, priority, idempotency_key, request_hash,"
+            f" callback_url)"
             f" VALUES (CAST(:id AS uuid), :owner, :mode, :genre, :file_key, :file_name,"
-            f" :reference_file_key, CAST(:reference_job_id AS uuid), :priority, :key, :hash)"
+            f" :reference_file_key, CAST(:reference_job_id AS uuid), :priority, :key, :hash,"
+            f" :callback_url)"
             f" ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
             id=job_id,
             owner=spec.owner,
@@ -441,6 +450,7 @@ class JobStore:
             priority=spec.priority,
             key=idempotency_key,
             hash=request_hash,
+            callback_url=spec.callback_url,
         )
         if rows:
             return _job(rows[0]), True

@@ -51,6 +51,34 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
             "result": {"type": "object"},
             "score": {"type": ["number", "null"]},
+            "callback": {"$ref": "#/components/schemas/Callback"},
+        },
+    },
+    # chalicelib.webhooks.store.callback_view: a job's callbackUrl and its latest event
+    "Callback": {
+        "type": "object",
+        "required": ["url", "state", "attempts"],
+        "properties": {
+            "url": {"type": "string"},
+            "state": {"enum": ["waiting", "pending", "delivered", "failed"]},
+            "eventId": {"type": ["string", "null"]},
+            "eventType": {"enum": ["job.completed", "job.failed", None]},
+            "attempts": {"type": "integer", "minimum": 0},
+            "lastStatus": {"type": ["integer", "null"]},
+            "lastError": {"type": ["string", "null"]},
+            "lastAttemptAt": NULLABLE_TIME,
+            "nextAttemptAt": NULLABLE_TIME,
+            "deliveredAt": NULLABLE_TIME,
+        },
+    },
+    # chalicelib.webhooks.store.SigningSecret.to_api
+    "SigningSecret": {
+        "type": "object",
+        "required": ["secret", "createdAt", "previousExpiresAt"],
+        "properties": {
+            "secret": {"type": "string"},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "previousExpiresAt": NULLABLE_TIME,
         },
     },
     "Accepted": {
@@ -168,6 +196,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         query=api.LIST_QUERY_SCHEMA,
     ),
     ("GET", "/api/jobs/{job_id}"): Operation("One job", ok={200: _json(_ref("Job"), "the job")}),
+    ("GET", "/api/webhooks/secret"): Operation(
+        "The caller's signing secret for callback events (made on first use)",
+        ok={200: _json(_ref("SigningSecret"), "the secret")},
+        errors=(401, 429, 503),
+        tag="webhooks",
+    ),
+    ("POST", "/api/webhooks/secret/rotate"): Operation(
+        "A new signing secret; the previous one keeps signing for 24 hours",
+        ok={200: _json(_ref("SigningSecret"), "the new secret")},
+        errors=(401, 429, 503),
+        tag="webhooks",
+    ),
     ("POST", "/api/jobs/{job_id}/retry"): Operation(
         "Retry a failed job",
         ok={202: _json(_ref("Accepted"), "queued again")},

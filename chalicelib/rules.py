@@ -45,6 +45,7 @@ MAX_FILE_KEY = 1024
 MAX_GENRE = 64
 MAX_JOB_ID = 64  # a UUID is 36 characters; anything longer is refused before parsing
 MAX_CONTENT_TYPE = 128
+MAX_CALLBACK_URL = 2048  # a job's callbackUrl (chalicelib.webhooks.urls)
 MAX_LIST_LIMIT = 100
 DEFAULT_LIST_LIMIT = 20
 # Idempotency-Key: 1-255 printable ASCII characters, no spaces.

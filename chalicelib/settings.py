@@ -60,6 +60,15 @@ class Settings:
     log_level: str = "INFO"
     metrics_namespace: str = "soundcheck"
     ssm_path: str | None = None
+    # Job callbacks (chalicelib.webhooks): http:// targets only where this says (the local
+    # stack); loopback targets only in tests (refused on Lambda); other private, link-local
+    # and reserved addresses never. A failed delivery is retried after backoff, 2x, 4x, ...
+    # (with jitter) until it has had max_attempts: the defaults span about an hour.
+    webhook_allow_http: bool = False
+    webhook_allow_loopback: bool = False
+    webhook_max_attempts: int = 6
+    webhook_backoff_seconds: float = 120.0
+    webhook_timeout_seconds: float = 10.0  # connect, and each read; a delivery twice at most
 
     def require(self, name: str) -> str:
         """The value of an optional string setting that this code path cannot do without."""
@@ -102,6 +111,11 @@ _ENV_NAMES: dict[str, str] = {
     "log_level": "SOUNDCHECK_LOG_LEVEL",
     "metrics_namespace": "SOUNDCHECK_METRICS_NAMESPACE",
     "ssm_path": "SOUNDCHECK_SSM_PATH",
+    "webhook_allow_http": "SOUNDCHECK_WEBHOOK_ALLOW_HTTP",
+    "webhook_allow_loopback": "SOUNDCHECK_WEBHOOK_ALLOW_LOOPBACK",
+    "webhook_max_attempts": "SOUNDCHECK_WEBHOOK_MAX_ATTEMPTS",
+    "webhook_backoff_seconds": "SOUNDCHECK_WEBHOOK_BACKOFF_SECONDS",
+    "webhook_timeout_seconds": "SOUNDCHECK_WEBHOOK_TIMEOUT_SECONDS",
 }
 assert set(_ENV_NAMES) == {f.name for f in fields(Settings)}
 
@@ -165,6 +179,18 @@ def _one_of(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _flag(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be 1/true/yes/on or 0/false/no/off")
+
+
+_flag.__name__ = "flag"
+
+
 _PARSERS: dict[str, Callable[[str], object]] = {
     "redis_url": _url("redis", "rediss", "unix"),
     "database_url": _url("postgres", "postgresql"),
@@ -199,6 +225,11 @@ _PARSERS: dict[str, Callable[[str], object]] = {
         re.compile(r"^(?!AWS/)[A-Za-z0-9_.\-/#: ]{1,255}$"), "a CloudWatch namespace"
     ),
     "ssm_path": _matching(re.compile(r"^(/[A-Za-z0-9_.-]+)+/?$"), "an SSM path like /app/prod"),
+    "webhook_allow_http": _flag,
+    "webhook_allow_loopback": _flag,
+    "webhook_max_attempts": _positive(int),
+    "webhook_backoff_seconds": _positive(float),
+    "webhook_timeout_seconds": _positive(float),
 }
 
 
@@ -267,6 +298,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"SOUNDCHECK_LEASE_SECONDS must be at most {MAX_LEASE_SECONDS:.0f} "
             "(a longer job renews its lease)"
+        )
+    if settings.webhook_allow_loopback and env.get("AWS_LAMBDA_FUNCTION_NAME"):
+        raise SettingsError(
+            "SOUNDCHECK_WEBHOOK_ALLOW_LOOPBACK is for tests only: callbacks to loopback "
+            "addresses are refused on Lambda"
         )
     if settings.min_sample_rate > settings.max_sample_rate:
         raise SettingsError(

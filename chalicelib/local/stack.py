@@ -176,6 +176,7 @@ class LocalStack:
         self._publish(url, api_key="", status=STARTING)
         os.environ.update(self._environment())
         os.environ.setdefault("SOUNDCHECK_PUBLIC_URL", url)
+        os.environ.setdefault("SOUNDCHECK_WEBHOOK_ALLOW_HTTP", "1")  # local receivers
         settings_module.get.cache_clear()
         settings = settings_module.get()
         deps = self._prepare(settings)

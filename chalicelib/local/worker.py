@@ -20,6 +20,7 @@ from types import FrameType
 from chalicelib import consumer, logs, sweeper
 from chalicelib.deps import Deps, redis_url_hash
 from chalicelib.local.processes import die_with_parent
+from chalicelib.webhooks import deliver as webhooks
 
 IDLE_WAIT_S = 1.0  # how often an idle worker checks for a stop request
 ERROR_BACKOFF_S = 1.0
@@ -44,6 +45,7 @@ def run(
         redisRunId=server["run_id"],
         sweepSeconds=sweep_seconds,
     )
+    webhooks.start_thread(deps, stop)  # callback events, beside the analysis
     next_sweep = time.monotonic()
     while not stop.is_set():
         if sweep_seconds and time.monotonic() >= next_sweep:
