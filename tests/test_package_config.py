@@ -30,6 +30,8 @@ LOCAL_ONLY = {
     "SOUNDCHECK_API_KEY",  # keys live in Postgres
     "SOUNDCHECK_PUBLIC_URL",  # status URLs stay relative to API Gateway's URL
     "SOUNDCHECK_UPLOAD_SECRET",  # signs the local store's upload URLs; S3 presigns
+    "SOUNDCHECK_WEBHOOK_ALLOW_HTTP",  # callbacks over https only on AWS
+    "SOUNDCHECK_WEBHOOK_ALLOW_LOOPBACK",  # tests only (settings refuse it on Lambda)
 }
 # Settings whose values carry passwords: stored in SSM under SOUNDCHECK_SSM_PATH.
 SECRETS = {"REDIS_URL", "DATABASE_URL"}

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -19,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chalice.local import LambdaContext
 
+from chalicelib import consumer
 from chalicelib.deps import Deps
 from chalicelib.errors import ApiError, SettingsError
 from chalicelib.jobs import JobSpec
@@ -481,6 +486,74 @@ def test_a_rotated_secret_signs_alongside_the_new_one(deps: Deps) -> None:
     assert header.count("v1=") == 2
     assert verify_signature(old.secret, got.body, header)
     assert verify_signature(new.secret, got.body, header)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test CA and a certificate it signed for 127.0.0.1 (openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (Debian package openssl)")
+    where = tmp_path_factory.mktemp("tls")
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    (where / "leaf.ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    ca = ["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=soundcheck CA"]
+    leaf = ["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"]
+    sign = ["-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"]
+    sign += ["-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext"]
+    for argv in (["req", "-x509", *ec, *ca], ["req", *ec, *leaf], ["x509", "-req", *sign]):
+        subprocess.run(["openssl", *argv], cwd=where, check=True, capture_output=True)
+    return where
+
+
+def test_https_verifies_the_receivers_certificate(
+    deps: Deps, certificates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certificates / "leaf.pem", certificates / "leaf.key")
+    owner = new_owner()
+    with receiver(200, tls=tls) as hook:
+        untrusted = _job(deps, owner, hook.url)
+        _complete(deps, untrusted)
+        assert deliver.deliver_due(deps).retried == 1  # signed by a CA nobody trusts
+        assert "CERTIFICATE_VERIFY_FAILED" in _state(deps, untrusted)["lastError"]
+        assert hook.requests == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificates / "ca.pem"))
+        trusted = _job(deps, owner, hook.url)
+        _complete(deps, trusted, token=1)
+        wait_until(lambda: deliver.deliver_due(deps).delivered, what="the https delivery")
+        assert _state(deps, trusted)["state"] == "delivered"
+        [got] = [r for r in hook.requests if r.event()["data"]["jobId"] == trusted]
+    secret = WebhookStore(deps.jobs).secret(owner).secret
+    assert verify_signature(secret, got.body, got.headers["soundcheck-signature"])
+
+
+def test_the_lambda_functions_deliver_after_their_drain(deps: Deps) -> None:
+    """On AWS the consumer sends due events once its drain is done, and the scheduled
+    sweeper every minute picks up whatever is due."""
+    owner = new_owner()
+    with receiver(500, 200) as hook:
+        spec = JobSpec(
+            owner,
+            "genre",
+            None,
+            put_upload(deps, owner, wav_bytes(0.5)),
+            None,
+            None,
+            None,
+            callback_url=hook.url,
+        )
+        job, _ = deps.jobs.create(spec)
+        deps.queue.enqueue(job.id, owner=owner)
+        woken = consumer.run_consumer(deps, LambdaContext("consumer", 2048, max_runtime_ms=300_000))
+        assert woken["drain"]["completed"] == 1
+        assert woken["webhooks"]["retried"] == 1  # the receiver's 500, then backoff
+        scheduled = LambdaContext("sweeper", 256, max_runtime_ms=60_000)
+        wait_until(
+            lambda: (consumer.run_sweeper(deps, scheduled)["webhooks"] or {}).get("delivered"),
+            what="the scheduled sweeper to deliver",
+        )
+        assert len(hook.requests) == 2
+    assert _state(deps, job.id)["state"] == "delivered"
 
 
 # --- through the HTTP API ---------------------------------------------------------------

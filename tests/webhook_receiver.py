@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -88,14 +89,18 @@ def receiver(
     location: str | None = None,
     hang: threading.Event | None = None,
     big_body: int = 0,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[Receiver]:
-    """A receiver answering `statuses` in turn (default 200), at `<url>` = .../hook."""
+    """A receiver answering `statuses` in turn (default 200), at `<url>` = .../hook;
+    https with the server context `tls`."""
     handler = type("Handler", (_Handler,), {})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
     found = Receiver(
-        url=f"http://127.0.0.1:{port}/hook",
+        url=f"{'https' if tls else 'http'}://127.0.0.1:{port}/hook",
         statuses=list(statuses or (200,)),
         location=location,
         hang=hang,
