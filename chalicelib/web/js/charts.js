@@ -7,7 +7,7 @@ import { num } from './format.js';
 const UPLOT = 'web/vendor/uplot-1.6.32';
 const COLORS = {
   main: '#1f5fbf', second: '#8a4fd1', ref: '#d97706', target: 'rgba(22, 163, 74, 0.16)',
-  targetLine: '#15803d', clip: 'rgba(220, 38, 38, 0.45)', wave: 'rgba(31, 95, 191, 0.35)',
+  targetLine: '#15803d', bad: '#b91c1c', clip: 'rgba(220, 38, 38, 0.45)', wave: 'rgba(31, 95, 191, 0.35)',
 };
 const FREQUENCY_TICKS = [20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000];
 let loading = null;
@@ -46,7 +46,7 @@ function width(el) {
 async function draw(el, options, data, signal) {
   const uPlot = await loadUPlot();
   if (signal?.aborted) return null;
-  const height = el.clientWidth < 500 ? 200 : 260;
+  const height = options.height || (el.clientWidth < 500 ? 200 : 260);
   const series = options.series.map((s, i) => (i ? { points: { show: false }, ...s } : s));
   const chart = new uPlot({ width: width(el), height, ...options, series }, data, el);
   el.dataset.drawn = 'true';
@@ -239,4 +239,29 @@ export function correlationTable(result) {
   const series = result.stereo?.correlationSeries || [];
   return table('Stereo correlation per second (+1 mono, 0 unrelated, -1 out of phase)',
     ['time (s)', 'correlation'], series.map((p) => [num(p.t, 0), num(p.correlation, 2)]));
+}
+
+// --- the admin console's last 24 hours ---------------------------------------------
+
+/**
+ * A small chart over time: `xs` Unix seconds, `lines` [{label, values, color (a COLORS
+ * name), bars?, dash?}] (null = no value), the y axis labelled `unit`. Bars for counts per bucket.
+ */
+export async function timeChart(el, xs, lines, unit, signal) {
+  const uPlot = await loadUPlot();
+  const bars = uPlot.paths?.bars ? uPlot.paths.bars({ size: [0.7, 40] }) : undefined;
+  return draw(el, {
+    height: 170,
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    axes: [{}, { label: unit, size: 56 }],
+    series: [{}, ...lines.map((line) => ({
+      label: line.label,
+      stroke: COLORS[line.color] || COLORS.main,
+      width: line.bars ? 1 : 2,
+      fill: line.bars ? `${COLORS[line.color] || COLORS.main}99` : undefined,
+      dash: line.dash,
+      paths: line.bars ? bars : undefined,
+      spanGaps: !line.bars,
+    }))],
+  }, [xs, ...lines.map((line) => line.values)], signal);
 }

@@ -65,3 +65,24 @@ export function download(name, text, type) {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
+
+/**
+ * Ask before a destructive action, in a modal <dialog> (focus stays inside, Escape
+ * cancels). Resolves true only when the confirm button was pressed.
+ */
+export function confirmDialog({ title, text, confirm = 'Confirm', dismiss = 'Go back' }) {
+  return new Promise((resolve) => {
+    const dialog = h('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-title', 'aria-describedby': 'confirm-text' },
+      h('h2', { id: 'confirm-title' }, title),
+      h('p', { id: 'confirm-text' }, text),
+      h('div', { class: 'toolbar' },
+        h('button', { type: 'button', autofocus: true, onclick: () => dialog.close('cancel') }, dismiss),
+        h('button', { type: 'button', class: 'primary danger', onclick: () => dialog.close('confirm') }, confirm)));
+    dialog.addEventListener('close', () => {
+      resolve(dialog.returnValue === 'confirm');
+      dialog.remove();
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}

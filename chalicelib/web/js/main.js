@@ -3,6 +3,7 @@
 
 import { navItem, route, signInSection, start } from './router.js';
 import * as session from './session.js';
+import { apiPage } from './sections/api-page.js';
 import { compare } from './sections/compare.js';
 import { home } from './sections/home.js';
 import { job } from './sections/job.js';
@@ -17,9 +18,11 @@ route('/compare', compare);
 route('/compare/:a/:b', compare);
 route('/shared/:token', shared);
 route('/signin', signin);
+route('/api', apiPage);
 signInSection(signin);
 
 navItem({ label: 'Analyse', href: '#/', when: () => Boolean(session.key()) });
 navItem({ label: 'Compare', href: '#/compare', when: () => Boolean(session.key()) });
+navItem({ label: 'API', href: '#/api' });
 
 start();

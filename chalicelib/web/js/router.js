@@ -23,6 +23,9 @@ export function signInSection(section) { fallback = section; }
 
 export function navItem(item) { navItems.push(item); }
 
+/** Draw the navigation again (an item's `when` learned something, e.g. the key's role). */
+export function refreshNav() { renderNav(currentPath()); }
+
 export function go(path) {
   if (location.hash === `#${path}`) render(); else location.hash = `#${path}`;
 }
