@@ -387,20 +387,27 @@ def delete_job(job_id: str) -> dict[str, Any]:
     return _delete_or_cancel(d, job_id, owner)
 
 
-def _delete_or_cancel(d: deps.Deps, job_id: str, owner: str) -> dict[str, Any]:
+def _delete_or_cancel(
+    d: deps.Deps, job_id: str, owner: str | None, admin: str | None = None
+) -> dict[str, Any]:
+    """Cancel or delete owner's job (`owner=None`: any owner's, for `admin`, audited as
+    `job.cancel` / `job.delete` in the same transaction as the change)."""
+    from chalicelib.audit import Action
     from chalicelib.jobs import parse_job_id
 
     if parse_job_id(job_id) is None:
         raise ApiError("not_found", f"no job {shown(job_id)}")
-    cancelled = d.jobs.cancel(job_id, owner)
+    cancel_audit = Action(admin, "job.cancel") if admin else None
+    cancelled = d.jobs.cancel(job_id, owner, audit=cancel_audit)
     if cancelled is not None:
         try:
             d.queue.remove(cancelled.id)
         except Exception as exc:  # a stale delivery is fenced by its status in Postgres
             logs.event("cancel_dequeue_failed", jobId=cancelled.id, error=logs.describe(exc))
-        logs.event("cancelled", jobId=cancelled.id, owner=owner)
+        logs.event("cancelled", jobId=cancelled.id, owner=cancelled.owner, by=admin)
         return cancelled.to_api(include_result=False)
-    keys = d.jobs.delete_finished(job_id, owner)
+    delete_audit = Action(admin, "job.delete") if admin else None
+    keys = d.jobs.delete_finished(job_id, owner, audit=delete_audit)
     if keys is None:
         raise ApiError("not_found", f"no job {shown(job_id)}")
     for key in keys:
@@ -408,7 +415,7 @@ def _delete_or_cancel(d: deps.Deps, job_id: str, owner: str) -> dict[str, Any]:
             d.storage.delete(key)
         except Exception as exc:  # the row is gone; an orphan upload is retention's to sweep
             logs.event("upload_delete_failed", key=key, error=logs.describe(exc))
-    logs.event("deleted", jobId=job_id, owner=owner, uploads=len(keys))
+    logs.event("deleted", jobId=job_id, owner=owner, uploads=len(keys), by=admin)
     return {"jobId": parse_job_id(job_id), "status": "deleted"}
 
 
@@ -422,6 +429,16 @@ def retry_job(job_id: str) -> Response:
     _enqueue_and_wake(d, job, "retry")
     logs.event("resubmitted", jobId=job.id)
     return _accepted(d, job)
+
+
+@app.route("/api/me", methods=["GET"], content_types=ANY_TYPE)
+@handled
+def me() -> dict[str, Any]:
+    """Who the caller's key speaks for (any role): the web app shows the console to admins."""
+    from chalicelib.jobs import iso_utc
+
+    found = _principal(deps.get())
+    return {"owner": found.owner, "role": str(found.role), "expiresAt": iso_utc(found.expires_at)}
 
 
 @app.route("/api/queue/stats", methods=["GET"], content_types=ANY_TYPE)
@@ -442,15 +459,86 @@ def _audit(d: deps.Deps) -> Any:
     return AuditLog(d.jobs)
 
 
+def _action(admin: Principal, action: str, target: str | None = None, **detail: Any) -> Any:
+    """An admin action to record in the same transaction as its effect (chalicelib.audit)."""
+    from chalicelib.audit import Action
+
+    return Action(admin.owner, action, target, detail)
+
+
+@app.route("/api/admin/overview", methods=["GET"], content_types=ANY_TYPE)
+@handled
+def admin_overview() -> dict[str, Any]:
+    """Counts per state, paused, consumers, and the last 24 hours by the hour."""
+    from chalicelib import console
+
+    d = deps.get()
+    _admin(d)
+    api.no_query(app.current_request.query_params)
+    return console.overview(d.jobs, d.queue)
+
+
+@app.route("/api/admin/jobs", methods=["GET"], content_types=ANY_TYPE)
+@handled
+def admin_jobs() -> dict[str, Any]:
+    """Any owner's jobs by state, owner, error code: newest first, keyset paged."""
+    from chalicelib import console
+
+    d = deps.get()
+    _admin(d)
+    flt, page = api.parse_admin_jobs_query(app.current_request.query_params)
+    jobs, following = console.list_jobs(d.jobs, d.queue, flt, page)
+    return {"jobs": jobs, "next": following}
+
+
+@app.route("/api/admin/jobs/retry", methods=["POST"], content_types=ANY_TYPE)
+@handled
+def admin_retry_all() -> dict[str, Any]:
+    """Redrive the failed (or dead) jobs of a filter, REDRIVE_BATCH at most per call."""
+    from chalicelib import console
+
+    d = deps.get()
+    admin = _admin(d)
+    flt = api.parse_redrive(_body())
+    condition, params = console.where(flt)
+    audit = _action(admin, "job.retry_all", **console.filter_detail(flt))
+    jobs, more = d.jobs.retry_matching(condition, params, console.REDRIVE_BATCH, audit=audit)
+    for job in jobs:
+        _enqueue_and_wake(d, job, "admin_retry")
+    logs.event("redriven", jobs=len(jobs), more=more, by=admin.owner)
+    return {"retried": len(jobs), "jobIds": [job.id for job in jobs], "more": more}
+
+
+@app.route("/api/admin/jobs/{job_id}", methods=["DELETE"], content_types=ANY_TYPE)
+@handled
+def admin_delete_job(job_id: str) -> dict[str, Any]:
+    """Cancel or delete any owner's job, as DELETE /api/jobs/{id} does for one's own."""
+    d = deps.get()
+    admin = _admin(d)
+    return _delete_or_cancel(d, job_id, None, admin=admin.owner)
+
+
+@app.route("/api/admin/owners", methods=["GET"], content_types=ANY_TYPE)
+@handled
+def admin_owners() -> dict[str, Any]:
+    """Per-owner usage in name order, keyset paged."""
+    from chalicelib import console
+
+    d = deps.get()
+    _admin(d)
+    page = api.parse_owners_query(app.current_request.query_params)
+    found, following = console.owners(d.jobs, page)
+    return {"owners": found, "next": following}
+
+
 @app.route("/api/admin/jobs/{job_id}/retry", methods=["POST"], content_types=ANY_TYPE)
 @handled
 def admin_retry_job(job_id: str) -> Response:
     """Redrive any owner's failed (or dead) job: queued afresh with a newer fencing token."""
     d = deps.get()
     admin = _admin(d)
-    job = d.jobs.retry(job_id, None)
+    job = d.jobs.retry(job_id, None, audit=_action(admin, "job.retry"))
     _enqueue_and_wake(d, job, "admin_retry")
-    _audit(d).record(admin.owner, "job.retry", job.id, owner=job.owner)
     logs.event("resubmitted", jobId=job.id, by=admin.owner)
     return _accepted(d, job)
 
@@ -458,11 +546,14 @@ def admin_retry_job(job_id: str) -> Response:
 @app.route("/api/admin/queue/pause", methods=["POST"], content_types=ANY_TYPE)
 @handled
 def admin_pause() -> dict[str, Any]:
-    """Stop handing out jobs (enqueues, leases and sweeps go on)."""
+    """Stop handing out jobs (enqueues, leases and sweeps go on).
+
+    Audited first, then done, then committed (AuditLog.record_then): Redis is outside
+    Postgres' transaction, and a pause that failed leaves no row.
+    """
     d = deps.get()
     admin = _admin(d)
-    d.queue.pause()
-    _audit(d).record(admin.owner, "queue.pause", d.settings.queue_name)
+    _audit(d).record_then(_action(admin, "queue.pause", d.settings.queue_name), d.queue.pause)
     return {"queue": d.settings.queue_name, "paused": True}
 
 
@@ -471,8 +562,7 @@ def admin_pause() -> dict[str, Any]:
 def admin_resume() -> dict[str, Any]:
     d = deps.get()
     admin = _admin(d)
-    d.queue.resume()
-    _audit(d).record(admin.owner, "queue.resume", d.settings.queue_name)
+    _audit(d).record_then(_action(admin, "queue.resume", d.settings.queue_name), d.queue.resume)
     wake.wake(d.settings.consumer_function_name, "resume")
     return {"queue": d.settings.queue_name, "paused": False}
 

@@ -85,6 +85,32 @@ LIST_QUERY_SCHEMA: dict[str, dict[str, Any]] = {
         "default": rules.DEFAULT_LIST_LIMIT,
     },
 }
+# The admin console (docs/api.md "Admin routes"): filters, paging and the redrive body.
+MAX_CONSOLE_LIMIT = 200
+MAX_CURSOR = 200
+ERROR_CODE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}
+OWNER_SCHEMA: dict[str, Any] = text_schema(200)
+_CONSOLE_PAGE: dict[str, dict[str, Any]] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_CONSOLE_LIMIT, "default": 50},
+    "cursor": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR},
+}
+ADMIN_JOBS_QUERY_SCHEMA: dict[str, dict[str, Any]] = {
+    "state": {"enum": list(rules.CONSOLE_STATES)},
+    "owner": OWNER_SCHEMA,
+    "code": ERROR_CODE_SCHEMA,
+    **_CONSOLE_PAGE,
+}
+OWNERS_QUERY_SCHEMA: dict[str, dict[str, Any]] = dict(_CONSOLE_PAGE)
+REDRIVE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["state"],
+    "properties": {
+        "state": {"enum": ["failed", "dead"]},
+        "owner": OWNER_SCHEMA,
+        "code": ERROR_CODE_SCHEMA,
+    },
+}
 SUBMIT_FIELDS = frozenset(SUBMIT_SCHEMA["properties"])
 UPLOAD_FIELDS = frozenset(UPLOAD_SCHEMA["properties"])
 
@@ -290,6 +316,77 @@ def parse_audit_query(params: Mapping[str, str] | None) -> tuple[int, int | None
     if not re.fullmatch(r"[0-9]{1,18}", raw_before):
         raise bad_request("invalid_field", "before must be an audit entry id (a positive integer)")
     return limit, int(raw_before)
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs an admin means: a console state (rules.CONSOLE_STATES), an owner, an
+    error code; None matches any."""
+
+    state: str | None = None
+    owner: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a keyset-paged list: how many, and the cursor the last page returned."""
+
+    limit: int
+    cursor: str | None
+
+
+def _page(params: Mapping[str, str]) -> Page:
+    raw_limit = params.get("limit") or "50"
+    limit = int(raw_limit) if re.fullmatch(r"[0-9]{1,3}", raw_limit) else 0
+    if not 1 <= limit <= MAX_CONSOLE_LIMIT:
+        raise bad_request(
+            "invalid_limit", f"limit must be an integer from 1 to {MAX_CONSOLE_LIMIT}"
+        )
+    cursor = params.get("cursor")
+    if cursor is not None and not re.fullmatch(rf"[A-Za-z0-9_-]{{1,{MAX_CURSOR}}}", cursor):
+        raise bad_request("invalid_field", "cursor must be the `next` of an earlier page")
+    return Page(limit, cursor)
+
+
+def _filter(values: Mapping[str, Any], states: Collection[str]) -> JobFilter:
+    state = values.get("state")
+    if state is not None and state not in states:
+        raise bad_request("invalid_field", f"state must be one of {', '.join(states)}")
+    owner = values.get("owner")
+    if owner is not None:
+        rules.text(owner, "owner", 200, ApiError)
+    code = values.get("code")
+    if code is not None and not (isinstance(code, str) and re.fullmatch(r"[a-z0-9_]{1,64}", code)):
+        raise bad_request("invalid_field", "code must be an error code like corrupt_file")
+    return JobFilter(state=state, owner=owner, code=code)
+
+
+def parse_admin_jobs_query(params: Mapping[str, str] | None) -> tuple[JobFilter, Page]:
+    """GET /api/admin/jobs?state=&owner=&code=&limit=1..200&cursor= -> (filter, page)."""
+    params = params or {}
+    _no_unknown(params, ADMIN_JOBS_QUERY_SCHEMA)
+    return _filter(params, rules.CONSOLE_STATES), _page(params)
+
+
+def no_query(params: Mapping[str, str] | None) -> None:
+    """A route that takes no query parameters refuses any (`unknown_field`)."""
+    _no_unknown(params or {}, ())
+
+
+def parse_owners_query(params: Mapping[str, str] | None) -> Page:
+    """GET /api/admin/owners?limit=1..200&cursor= -> page."""
+    params = params or {}
+    _no_unknown(params, OWNERS_QUERY_SCHEMA)
+    return _page(params)
+
+
+def parse_redrive(body: Mapping[str, Any]) -> JobFilter:
+    """POST /api/admin/jobs/retry body {state: failed|dead, owner?, code?} -> filter."""
+    _no_unknown(body, REDRIVE_SCHEMA["properties"])
+    if body.get("state") is None:
+        raise bad_request("missing_field", "state is required (failed or dead)")
+    return _filter(body, REDRIVE_SCHEMA["properties"]["state"]["enum"])
 
 
 SHARE_FIELDS = frozenset(SHARE_SCHEMA["properties"])

@@ -268,7 +268,7 @@ def process_claim(
     seconds = ceiling if seconds is None else min(seconds, ceiling)
     job = None
     try:
-        job = deps.jobs.start(claim.job_id, claim.token, claim.attempt)
+        job = deps.jobs.start(claim.job_id, claim.token, claim.attempt, consumer)
         if job is None:
             # Finished already, or a newer claim owns it: drop this delivery.
             journal("fenced", stage="start")
@@ -417,6 +417,7 @@ def _record_failure(
             message,
             final=final,
             attempts=job.attempts if job is not None else claim.attempt,
+            retry_at_ms=outcome.retry_at_ms if outcome is not None else None,
         )
     except Exception as db_exc:  # Postgres is down: reconcile and the retry fix it later
         logs.event("job_fail_error", jobId=claim.job_id, error=logs.describe(db_exc))

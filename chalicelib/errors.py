@@ -352,6 +352,17 @@ def of(exc: BaseException) -> SoundcheckError:
     return InternalError()
 
 
+def exhausted_codes() -> list[str]:
+    """A failed job's error codes that say the queue gave up on it ("dead"): codes that
+    are retried (so a final one means its attempts ran out), and the stall codes.
+    Any other code failed the job at once (bad audio, a missing upload)."""
+    codes = {Stalled.code, ProcessingTimeout.code}
+    for cls in every_class():
+        if cls.retryable:
+            codes.update(cls.all_codes())
+    return sorted(codes)
+
+
 def every_class() -> list[type[SoundcheckError]]:
     """SoundcheckError and all its subclasses loaded so far (for docs and tests)."""
     found: list[type[SoundcheckError]] = []

@@ -23,7 +23,7 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pg8000.exceptions
 import pg8000.native
@@ -40,20 +40,31 @@ from chalicelib.errors import (
 from chalicelib.rules import JobStatus
 from chalicelib.settings import Settings
 
+if TYPE_CHECKING:
+    from chalicelib.audit import Action
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MAX_RETRIES = 5  # POST /api/jobs/{id}/retry of one job; each retry runs up to max_attempts
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Server errors that mean "this connection is gone", worth one reconnect.
 _CONNECTION_LOST = {"57P01", "57P02", "57P03", "08000", "08003", "08006"}
-
 T = TypeVar("T")
+
+# What a retry resets: the job is queued afresh (attempts, stalls and failures from 0).
+_REQUEUE = (
+    "status = 'queued', progress = 0, attempts = 0, stalls = 0, failures = 0,"
+    " retries = retries + 1, error_code = NULL, error_message = NULL, result = NULL,"
+    " started_at = NULL, completed_at = NULL, run_after = NULL, updated_at = now()"
+)
 
 _COLUMNS = (
     "id, owner, mode, genre, file_key, file_name, reference_file_key, reference_job_id, "
     "priority, status, progress, attempts, lease_token, error_code, error_message, result, "
     "idempotency_key, request_hash, created_at, updated_at, started_at, completed_at, "
-    "stalls, failures, callback_url"
+    "stalls, failures, callback_url, consumer, run_after, retries"
 )
+# A job's columns without its result (lists: a result can be hundreds of kilobytes).
+_LIST_COLUMNS = _COLUMNS.replace(" result,", " NULL AS result,")
 
 
 class RetryLimit(JobNotRetryable):
@@ -115,6 +126,9 @@ class Job:
     stalls: int = 0
     failures: int = 0  # deliveries that reported an error; SOUNDCHECK_MAX_ATTEMPTS caps them
     callback_url: str | None = None  # where its job.completed / job.failed event goes
+    consumer: str | None = None  # who took it last (the consumer of its current claim)
+    run_after: datetime | None = None  # a retry's backoff: not to run before this
+    retries: int = 0  # times it was retried after failing (POST .../retry)
 
     def to_api(self, include_result: bool = True) -> dict[str, Any]:
         """The DESIGN "GET /api/jobs/{id}" body: camelCase, UTC 'Z' timestamps."""
@@ -503,7 +517,9 @@ class JobStore:
         )
         return [_job(row) for row in rows]
 
-    def start(self, job_id: str, token: int, attempt: int | None = None) -> Job | None:
+    def start(
+        self, job_id: str, token: int, attempt: int | None = None, consumer: str | None = None
+    ) -> Job | None:
         """Take the job for the claim with `token`; None if done or a newer claim has it.
 
         A newer token takes over a `processing` job from an older one (its lease
@@ -512,19 +528,22 @@ class JobStore:
         Postgres counts attempts and stalls itself: attempts is one more than
         before, or the queue's `attempt` if that is larger (a claim whose consumer
         died before it got here); a Redis that restarted empty, counting from 1
-        again, cannot lower it.
+        again, cannot lower it. `consumer` names the claim's consumer (the console
+        lists it; migration 0006's trigger records the delivery in `job_attempts`).
         """
         rows = self._rows(
             f"UPDATE jobs SET status = 'processing', lease_token = :token,"
             f" attempts = GREATEST(attempts + 1, COALESCE(CAST(:attempt AS integer), 0)),"
             f" stalls = stalls + CASE WHEN status = 'processing' THEN 1 ELSE 0 END,"
-            f" progress = 0, started_at = now(), updated_at = now()"
+            f" progress = 0, started_at = now(), updated_at = now(),"
+            f" consumer = CAST(:consumer AS text), run_after = NULL"
             f" WHERE id = CAST(:id AS uuid) AND status IN ('queued', 'processing')"
             f" AND (lease_token IS NULL OR lease_token < :token)"
             f" RETURNING {_COLUMNS}",
             id=parse_job_id(job_id),
             token=token,
             attempt=attempt,
+            consumer=consumer[:200] if consumer else None,
         )
         return _job(rows[0]) if rows else None
 
@@ -587,6 +606,7 @@ class JobStore:
         final: bool,
         *,
         attempts: int | None = None,
+        retry_at_ms: int | None = None,
     ) -> bool:
         """Record a failure; False when the lease was lost.
 
@@ -595,13 +615,17 @@ class JobStore:
         job never started (the sweeper failing a job the queue gave up on).
         `attempts`, when given, must match too: `retry` keeps the token (so older
         claims stay fenced out) but resets attempts to 0, so a failure decided from
-        a read made before a retry cannot fail the retried job.
+        a read made before a retry cannot fail the retried job. `retry_at_ms` (Unix
+        ms, the queue's due time) is when a job that is not final runs again: the
+        console tells `delayed` from `waiting` by it.
         """
         rows = self._rows(
             "UPDATE jobs SET status = CASE WHEN :final THEN 'failed' ELSE 'queued' END,"
             " failures = failures + 1,"
             " error_code = :code, error_message = :message,"
-            " completed_at = CASE WHEN :final THEN now() ELSE NULL END, updated_at = now()"
+            " completed_at = CASE WHEN :final THEN now() ELSE NULL END, updated_at = now(),"
+            " run_after = CASE WHEN :final THEN NULL"
+            " ELSE to_timestamp(CAST(:retry_at AS double precision) / 1000) END"
             " WHERE id = CAST(:id AS uuid) AND status IN ('queued', 'processing')"
             " AND lease_token IS NOT DISTINCT FROM :token"
             " AND (CAST(:attempts AS integer) IS NULL OR attempts = :attempts)"
@@ -612,33 +636,36 @@ class JobStore:
             code=code,
             message=message[:2000],
             final=bool(final),
+            retry_at=retry_at_ms,
         )
         return bool(rows)
 
-    def retry(self, job_id: str, owner: str | None) -> Job:
+    def retry(self, job_id: str, owner: str | None, *, audit: Action | None = None) -> Job:
         """Queue a failed job again (error cleared, attempts from zero).
 
-        `owner=None` is an admin's redrive: any owner's job, under the same rules.
+        `owner=None` is an admin's redrive: any owner's job, under the same rules;
+        `audit` is recorded in the same transaction (target: the job, detail: its owner).
 
         Raises JobNotFound (404), JobNotRetryable (409) for a job that is not
         failed, or RetryLimit (409) after MAX_RETRIES retries of this job. The
         caller enqueues it (the queue restarts a dead job afresh). The lease token
         stays: the next claim's token is larger, and any older consumer stays fenced out.
         """
-        rows = self._rows(
-            f"UPDATE jobs SET status = 'queued', progress = 0, attempts = 0, stalls = 0,"
-            f" failures = 0,"
-            f" retries = retries + 1,"
-            f" error_code = NULL, error_message = NULL, result = NULL, started_at = NULL,"
-            f" completed_at = NULL, updated_at = now()"
-            f" WHERE id = CAST(:id AS uuid) AND status = 'failed'"
-            f" AND (CAST(:owner AS text) IS NULL OR owner = :owner)"
-            f" AND retries < :max_retries"
-            f" RETURNING {_COLUMNS}",
-            id=parse_job_id(job_id),
-            owner=owner,
-            max_retries=MAX_RETRIES,
-        )
+
+        def work(conn: pg8000.native.Connection) -> list[dict[str, Any]]:
+            rows = _fetch(
+                conn,
+                f"UPDATE jobs SET {_REQUEUE} WHERE id = CAST(:id AS uuid) AND status = 'failed'"
+                f" AND (CAST(:owner AS text) IS NULL OR owner = :owner)"
+                f" AND retries < :max_retries"
+                f" RETURNING {_COLUMNS}",
+                {"id": parse_job_id(job_id), "owner": owner, "max_retries": MAX_RETRIES},
+            )
+            if rows and audit is not None:
+                audit.write(conn, target=str(rows[0]["id"]), owner=rows[0]["owner"])
+            return rows
+
+        rows = self._unit(work)
         if rows:
             return _job(rows[0])
         job = self.get(job_id, owner)
@@ -650,52 +677,114 @@ class JobStore:
             )
         raise JobNotRetryable(f"job {job.id} is {job.status}; only a failed job can be retried")
 
-    def cancel(self, job_id: str, owner: str) -> Job | None:
-        """Cancel an unfinished job of owner: `cancelled`, fenced out for good.
+    def retry_matching(
+        self,
+        where: str,
+        params: dict[str, Any],
+        limit: int,
+        *,
+        audit: Action | None = None,
+    ) -> tuple[list[Job], bool]:
+        """Queue again, in one transaction, up to `limit` failed jobs matching `where`.
+
+        `where` is a SQL condition over `jobs` with `params` (chalicelib.console
+        builds it from a filter); only failed jobs under MAX_RETRIES retries are
+        taken, newest first, and those another transaction holds are skipped (`FOR
+        UPDATE SKIP LOCKED`: no deadlock with an owner's own retry). Each keeps its
+        lease token, so its next claim's is larger (fenced as `retry`). `audit` is
+        recorded in the same transaction with the ids (nothing when none matched).
+        Returns (the jobs, whether more matched than `limit`).
+        """
+
+        def work(conn: pg8000.native.Connection) -> tuple[list[dict[str, Any]], bool]:
+            picked = _fetch(
+                conn,
+                f"SELECT id FROM jobs WHERE status = 'failed' AND retries < :max_retries"
+                f" AND ({where}) ORDER BY created_at DESC, id DESC LIMIT :limit"
+                f" FOR UPDATE SKIP LOCKED",
+                {**params, "max_retries": MAX_RETRIES, "limit": limit + 1},
+            )
+            ids = [str(row["id"]) for row in picked[:limit]]
+            if not ids:
+                return [], False
+            rows = _fetch(
+                conn,
+                f"UPDATE jobs SET {_REQUEUE} WHERE id = ANY(CAST(:ids AS uuid[]))"
+                f" RETURNING {_COLUMNS}",
+                {"ids": ids},
+            )
+            rows.sort(key=lambda row: ids.index(str(row["id"])))
+            if audit is not None:
+                audit.write(conn, jobIds=[str(row["id"]) for row in rows])
+            return rows, len(picked) > limit
+
+        rows, more = self._unit(work)
+        return [_job(row) for row in rows], more
+
+    def cancel(self, job_id: str, owner: str | None, *, audit: Action | None = None) -> Job | None:
+        """Cancel an unfinished job of owner (`None`: any owner's): `cancelled`, fenced out.
 
         Returns the cancelled job, or None when owner has no such unfinished job.
         Every consumer write (start, progress, complete, fail) matches only
         `queued`/`processing` rows, so a consumer still analysing it writes
         nothing; the caller removes it from the queue, which refuses that
-        consumer's next lease renewal.
+        consumer's next lease renewal. `audit` is recorded in the same transaction.
         """
-        rows = self._rows(
-            f"UPDATE jobs SET status = 'cancelled', completed_at = now(), updated_at = now()"
-            f" WHERE id = CAST(:id AS uuid) AND owner = :owner"
-            f" AND status IN ('queued', 'processing')"
-            f" RETURNING {_COLUMNS}",
-            id=parse_job_id(job_id),
-            owner=owner,
-        )
+
+        def work(conn: pg8000.native.Connection) -> list[dict[str, Any]]:
+            rows = _fetch(
+                conn,
+                f"UPDATE jobs SET status = 'cancelled', completed_at = now(), updated_at = now(),"
+                f" run_after = NULL"
+                f" WHERE id = CAST(:id AS uuid)"
+                f" AND (CAST(:owner AS text) IS NULL OR owner = :owner)"
+                f" AND status IN ('queued', 'processing')"
+                f" RETURNING {_COLUMNS}",
+                {"id": parse_job_id(job_id), "owner": owner},
+            )
+            if rows and audit is not None:
+                audit.write(conn, target=str(rows[0]["id"]), owner=rows[0]["owner"])
+            return rows
+
+        rows = self._unit(work)
         return _job(rows[0]) if rows else None
 
-    def delete_finished(self, job_id: str, owner: str) -> list[str] | None:
-        """Delete a finished job of owner (its result and share links go with the row).
+    def delete_finished(
+        self, job_id: str, owner: str | None, *, audit: Action | None = None
+    ) -> list[str] | None:
+        """Delete a finished job of owner (`None`: any owner's), its result and share links.
 
-        Returns the upload keys no other job of this owner still names (the caller
+        Returns the upload keys no other job of the job's owner still names (the caller
         deletes those objects; a file submitted twice stays for the other job), or
-        None when owner has no such finished job.
+        None when there is no such finished job. `audit` is recorded in the same
+        transaction.
         """
 
         def work(conn: pg8000.native.Connection) -> list[str] | None:
             rows = _fetch(
                 conn,
-                "DELETE FROM jobs WHERE id = CAST(:id AS uuid) AND owner = :owner"
+                "DELETE FROM jobs WHERE id = CAST(:id AS uuid)"
+                " AND (CAST(:owner AS text) IS NULL OR owner = :owner)"
                 " AND status IN ('completed', 'failed', 'cancelled')"
-                " RETURNING file_key, reference_file_key",
+                " RETURNING owner, status, file_key, reference_file_key",
                 {"id": parse_job_id(job_id), "owner": owner},
             )
             if not rows:
                 return None
-            keys = [k for k in (rows[0]["file_key"], rows[0]["reference_file_key"]) if k]
+            found = rows[0]
+            keys = [k for k in (found["file_key"], found["reference_file_key"]) if k]
             still = _fetch(
                 conn,
                 "SELECT file_key AS k FROM jobs WHERE owner = :owner AND file_key = ANY(:keys)"
                 " UNION SELECT reference_file_key FROM jobs"
                 " WHERE owner = :owner AND reference_file_key = ANY(:keys)",
-                {"owner": owner, "keys": keys},
+                {"owner": found["owner"], "keys": keys},
             )
             used = {row["k"] for row in still}
+            if audit is not None:
+                audit.write(
+                    conn, target=parse_job_id(job_id), owner=found["owner"], was=found["status"]
+                )
             return [k for k in dict.fromkeys(keys) if k not in used]
 
         return self._unit(work)

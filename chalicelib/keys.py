@@ -35,6 +35,7 @@ class Principal:
 
     owner: str
     role: Role
+    expires_at: datetime | None = None  # when the key stops working; None: never
 
     @property
     def is_admin(self) -> bool:
@@ -124,11 +125,13 @@ class KeyStore:
         if not key:
             return None
         rows = self._jobs._rows(
-            "SELECT owner, role FROM api_keys WHERE key_hash = :h AND revoked_at IS NULL"
-            " AND (expires_at IS NULL OR expires_at > now())",
+            "SELECT owner, role, expires_at FROM api_keys WHERE key_hash = :h"
+            " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
             h=auth.hash_key(key),
         )
-        return Principal(rows[0]["owner"], Role(rows[0]["role"])) if rows else None
+        if not rows:
+            return None
+        return Principal(rows[0]["owner"], Role(rows[0]["role"]), rows[0]["expires_at"])
 
     def list(self, owner: str | None = None) -> list[ApiKey]:
         """Every key (or one owner's), oldest first."""

@@ -16,6 +16,14 @@ from typing import Any
 from chalicelib import api, errors, rules
 
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
+_NULLABLE_COUNT: dict[str, Any] = {"type": ["integer", "null"], "minimum": 0}
+_COUNTS = ("queued", "processing", "delayed", "completed", "failed", "dead", "cancelled")
+_ERROR_DETAIL: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
@@ -112,6 +120,133 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "expiresAt": {"type": "string", "format": "date-time"},
             "revokedAt": NULLABLE_TIME,
             "token": {"type": "string"},
+        },
+    },
+    # chalicelib.console.overview
+    "Overview": {
+        "type": "object",
+        "required": ["counts", "paused", "consumers", "series"],
+        "properties": {
+            "counts": {
+                "type": "object",
+                "required": list(_COUNTS),
+                "properties": {name: _COUNT for name in _COUNTS},
+            },
+            "queue": {"type": "object"},
+            "paused": {"type": "boolean"},
+            "consumers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["consumer", "jobs", "leaseLeftMs"],
+                    "properties": {
+                        "consumer": {"type": "string"},
+                        "jobs": _COUNT,
+                        "leaseLeftMs": _NULLABLE_COUNT,
+                        "lastSeenAt": NULLABLE_TIME,
+                    },
+                },
+            },
+            "series": {
+                "type": "object",
+                "required": ["bucketSeconds", "buckets"],
+                "properties": {
+                    "bucketSeconds": {"const": 3600},
+                    "buckets": {
+                        "type": "array",
+                        "minItems": 24,
+                        "maxItems": 24,
+                        "items": {
+                            "type": "object",
+                            "required": ["start", "completed", "failed", "waitMsP50", "waitMsP95"],
+                            "properties": {
+                                "start": {"type": "string", "format": "date-time"},
+                                "completed": _COUNT,
+                                "failed": _COUNT,
+                                "retried": _COUNT,
+                                "started": _COUNT,
+                                "waitMsP50": _NULLABLE_COUNT,
+                                "waitMsP95": _NULLABLE_COUNT,
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+    # chalicelib.console._row
+    "ConsoleJob": {
+        "type": "object",
+        "required": [
+            "jobId",
+            "owner",
+            "status",
+            "state",
+            "fileName",
+            "createdAt",
+            "ageSeconds",
+            "priority",
+            "consumer",
+            "leaseLeftMs",
+            "attempt",
+            "progress",
+            "nextRunAt",
+            "error",
+            "attempts",
+        ],
+        "properties": {
+            "jobId": {"type": "string", "format": "uuid"},
+            "owner": {"type": "string"},
+            "status": {"enum": list(rules.STATUSES)},
+            "state": {"enum": list(rules.CONSOLE_STATES)},
+            "queueState": {"type": ["string", "null"]},
+            "mode": {"enum": list(rules.MODES)},
+            "genre": {"type": ["string", "null"]},
+            "fileName": {"type": ["string", "null"]},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "startedAt": NULLABLE_TIME,
+            "completedAt": NULLABLE_TIME,
+            "ageSeconds": {"type": "number", "minimum": 0},
+            "priority": {"type": "integer"},
+            "consumer": {"type": ["string", "null"]},
+            "leaseLeftMs": _NULLABLE_COUNT,
+            "attempt": _COUNT,
+            "retries": _COUNT,
+            "progress": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
+            "nextRunAt": NULLABLE_TIME,
+            "error": {"oneOf": [{"type": "null"}, _ERROR_DETAIL]},
+            "attempts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["attempt", "startedAt", "endedAt", "consumer", "outcome", "error"],
+                    "properties": {
+                        "attempt": _COUNT,
+                        "run": _COUNT,
+                        "consumer": {"type": ["string", "null"]},
+                        "startedAt": {"type": "string", "format": "date-time"},
+                        "endedAt": NULLABLE_TIME,
+                        "outcome": {"enum": ["completed", "failed", "stalled", "cancelled", None]},
+                        "error": {"oneOf": [{"type": "null"}, _ERROR_DETAIL]},
+                    },
+                },
+            },
+        },
+    },
+    # chalicelib.console.owners
+    "OwnerUsage": {
+        "type": "object",
+        "required": ["owner", "role", "jobs", "audioSeconds", "lastSubmittedAt"],
+        "properties": {
+            "owner": {"type": "string"},
+            "role": {"enum": ["user", "admin", None]},
+            "jobs": {
+                "type": "object",
+                "required": ["queued", "processing", "completed", "failed", "cancelled"],
+                "additionalProperties": _COUNT,
+            },
+            "audioSeconds": {"type": "number", "minimum": 0},
+            "lastSubmittedAt": NULLABLE_TIME,
         },
     },
 }
@@ -213,6 +348,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ok={202: _json(_ref("Accepted"), "queued again")},
         errors=(400, 401, 404, 409, 429, 503),
     ),
+    ("GET", "/api/me"): Operation(
+        "Who the caller's key speaks for: owner, role, expiry",
+        ok={
+            200: _json(
+                _object(
+                    owner={"type": "string"},
+                    role={"enum": ["user", "admin"]},
+                    expiresAt=NULLABLE_TIME,
+                ),
+                "the caller",
+            )
+        },
+        errors=(401, 429, 503),
+        tag="keys",
+    ),
     ("GET", "/api/queue/stats"): Operation(
         "Queue and job counts",
         ok={200: _json(_object(queue={"type": "object"}, jobs={"type": "object"}), "counts")},
@@ -254,6 +404,66 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Admin: redrive any owner's failed job (audited)",
         ok={202: _json(_ref("Accepted"), "queued again")},
         errors=(400, 401, 403, 404, 409, 429, 503),
+        tag="admin",
+    ),
+    ("GET", "/api/admin/overview"): Operation(
+        "Admin: counts per state, paused, consumers, the last 24 hours by the hour",
+        ok={200: _json(_ref("Overview"), "the queue at a glance")},
+        errors=(400, 401, 403, 429, 503),
+        tag="admin",
+    ),
+    ("GET", "/api/admin/jobs"): Operation(
+        "Admin: any owner's jobs by state, owner, error code; newest first, keyset paged",
+        ok={
+            200: _json(
+                _object(
+                    jobs={"type": "array", "items": _ref("ConsoleJob")},
+                    next={"type": ["string", "null"]},
+                ),
+                "one page",
+            )
+        },
+        query=api.ADMIN_JOBS_QUERY_SCHEMA,
+        errors=(400, 401, 403, 429, 503),
+        tag="admin",
+    ),
+    ("POST", "/api/admin/jobs/retry"): Operation(
+        "Admin: redrive the failed or dead jobs of a filter, at most 100 a call (audited)",
+        ok={
+            200: _json(
+                _object(
+                    retried={"type": "integer", "minimum": 0},
+                    jobIds={"type": "array", "items": {"type": "string", "format": "uuid"}},
+                    more={"type": "boolean"},
+                ),
+                "queued again",
+            )
+        },
+        body=api.REDRIVE_SCHEMA,
+        errors=(400, 401, 403, 429, 503),
+        tag="admin",
+    ),
+    ("DELETE", "/api/admin/jobs/{job_id}"): Operation(
+        "Admin: cancel or delete any owner's job (audited)",
+        ok={
+            200: _json({"type": "object", "required": ["jobId", "status"]}, "cancelled or deleted")
+        },
+        errors=(400, 401, 403, 404, 429, 503),
+        tag="admin",
+    ),
+    ("GET", "/api/admin/owners"): Operation(
+        "Admin: per-owner usage in name order, keyset paged",
+        ok={
+            200: _json(
+                _object(
+                    owners={"type": "array", "items": _ref("OwnerUsage")},
+                    next={"type": ["string", "null"]},
+                ),
+                "one page",
+            )
+        },
+        query=api.OWNERS_QUERY_SCHEMA,
+        errors=(400, 401, 403, 429, 503),
         tag="admin",
     ),
     ("POST", "/api/admin/queue/pause"): Operation(

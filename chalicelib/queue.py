@@ -152,6 +152,28 @@ class SweepResult:
 
 
 @dataclass(frozen=True)
+class JobView:
+    """What the queue holds for one job (`Queue.inspect`): its state ("waiting", "delayed",
+    "active", "dead"), and where they apply its consumer, lease expiry and due time (ms)."""
+
+    state: str
+    consumer: str | None
+    lease_until_ms: int | None
+    due_ms: int | None
+    attempt: int | None
+
+
+@dataclass(frozen=True)
+class ConsumerView:
+    """A consumer (`Queue.consumers`): last seen (ms), jobs it holds, its soonest lease end."""
+
+    consumer: str
+    last_seen_ms: int | None
+    jobs: int
+    lease_until_ms: int | None
+
+
+@dataclass(frozen=True)
 class Admission:
     """A submission limit's answer: allowed, or refused with a code and a retry delay.
 
@@ -622,6 +644,59 @@ end
 return out
 """,
     ),
+    "inspect": _Script(
+        "For the admin console: each id's state, consumer, lease expiry, due time and"
+        " attempt (read only); a ghost record (in no set) reads as unknown.",
+        (_Arg("ids", "strings", "job ids"),),
+        "{now ms, {{state, consumer, lease ms, due ms, attempt} or false per field, per id}}",
+        """
+local out = {}
+for i, id in ipairs(ids) do
+  local v = redis.call('HMGET', JOB .. id, 'state', 'consumer', 'lease', 'attempt')
+  if known(id, v[1]) then
+    local due = false
+    if v[1] == 'delayed' then due = redis.call('ZSCORE', K.delayed, id) end
+    out[i] = {v[1], v[2] or false, v[3] or false, due, v[4] or false}
+  else
+    out[i] = false
+  end
+end
+return {num(now), out}
+""",
+    ),
+    "consumers": _Script(
+        "For the admin console: consumers seen (most recent first) and those holding leases,"
+        " each with its jobs in flight and the soonest lease expiry among them (read only).",
+        (_Arg("top", "number", "most consumers listed"),),
+        "{now ms, {consumer, last seen ms, jobs, soonest lease expiry ms or -1, ...}}",
+        """
+local jobs, lease, order = {}, {}, {}
+local active = redis.call('ZRANGE', K.active, 0, 999, 'WITHSCORES')
+for i = 1, #active, 2 do
+  local c = redis.call('HGET', JOB .. active[i], 'consumer') or '?'
+  local expires = tonumber(active[i + 1])
+  if jobs[c] == nil then
+    jobs[c] = 0
+    order[#order + 1] = c
+  end
+  jobs[c] = jobs[c] + 1
+  if lease[c] == nil or expires < lease[c] then lease[c] = expires end
+end
+local out, listed = {}, {}
+local function add(c, seen)
+  if listed[c] or #out >= 4 * top then return end
+  listed[c] = true
+  out[#out + 1] = c
+  out[#out + 1] = seen
+  out[#out + 1] = jobs[c] or 0
+  out[#out + 1] = num(lease[c] or -1)
+end
+for _, c in ipairs(order) do add(c, redis.call('ZSCORE', K.consumers, c) or '-1') end
+local seen = redis.call('ZREVRANGE', K.consumers, 0, top - 1, 'WITHSCORES')
+for i = 1, #seen, 2 do add(seen[i], seen[i + 1]) end
+return {num(now), out}
+""",
+    ),
     "remove": _Script(
         "Forget a job in any state; its current token (if any) becomes stale.",
         (_Arg("id", "string", "job id"),),
@@ -844,6 +919,10 @@ def _text(value: Any) -> str:
 
 def _text_list(values: Sequence[Any]) -> list[str]:
     return [_text(v) for v in values]
+
+
+def _opt_int(value: str | None) -> int | None:
+    return None if value is None else int(float(value))
 
 
 def _pairs(flat: Sequence[Any]) -> dict[str, int]:
@@ -1158,6 +1237,43 @@ class Queue:
             job_id: None if state is None else _text(state)
             for job_id, state in zip(job_ids, found, strict=True)
         }
+
+    def inspect(self, job_ids: Sequence[str]) -> tuple[int, dict[str, JobView]]:
+        """(server time ms, what the queue holds for each id it knows), in one trip."""
+        if not job_ids:
+            return int(time.time() * 1000), {}
+        now, found = self._run("inspect", ids=list(job_ids))
+        views: dict[str, JobView] = {}
+        for job_id, row in zip(job_ids, found, strict=True):
+            if not row:
+                continue
+            state, consumer, lease, due, attempt = (None if v is None else _text(v) for v in row)
+            views[job_id] = JobView(
+                state=state or "",
+                consumer=consumer,
+                lease_until_ms=_opt_int(lease),
+                due_ms=_opt_int(due),
+                attempt=_opt_int(attempt),
+            )
+        return int(now), views
+
+    def consumers(self, top: int = 100) -> tuple[int, list[ConsumerView]]:
+        """(server time ms, consumers): those holding leases first, then the most recently
+        seen, up to `top`; each with its jobs in flight and its soonest lease expiry."""
+        now, flat = self._run("consumers", top=_check_int(top, "top", 1, 1000))
+        found = []
+        for i in range(0, len(flat), 4):
+            lease = int(float(_text(flat[i + 3])))
+            seen = int(float(_text(flat[i + 1])))
+            found.append(
+                ConsumerView(
+                    consumer=_text(flat[i]),
+                    last_seen_ms=seen if seen >= 0 else None,
+                    jobs=int(flat[i + 2]),
+                    lease_until_ms=lease if lease >= 0 else None,
+                )
+            )
+        return int(now), found
 
     def remove(self, job_id: str) -> bool:
         """Forget a job in any state; its current token (if any) becomes stale."""

@@ -37,6 +37,18 @@ STATUSES: tuple[str, ...] = tuple(JobStatus)
 UNFINISHED: tuple[str, ...] = (JobStatus.QUEUED, JobStatus.PROCESSING)
 FINISHED: tuple[str, ...] = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 MODES: tuple[str, ...] = tuple(Mode)
+# Where a job is as the admin console lists it: a status, with `queued` split by the
+# queue into waiting and delayed (a retry's backoff), `processing` read as active, and
+# `failed` split into failed (at once: bad audio) and dead (its retries or stalls ran out).
+CONSOLE_STATES: tuple[str, ...] = (
+    "waiting",
+    "delayed",
+    "active",
+    "completed",
+    "failed",
+    "dead",
+    "cancelled",
+)
 
 MIN_PRIORITY = -1000  # higher runs first
 MAX_PRIORITY = 1000
