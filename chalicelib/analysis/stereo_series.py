@@ -23,6 +23,7 @@ from chalicelib.analysis.blockwise import Block, Context, Result
 LOW_END_HZ = 150.0
 LOW_END_ORDER = 4
 DECIMATE = 8  # the low-end filter runs at 1/8 of the rate (5.5 kHz at 44.1 kHz)
+FILTER_BATCH = 1 << 18  # frames (at the full rate) low-passed at once
 
 
 def correlation(ll: float, rr: float, lr: float) -> float | None:
@@ -45,6 +46,8 @@ class CorrelationAccumulator:
             LOW_END_ORDER, LOW_END_HZ, btype="low", fs=sample_rate / DECIMATE, output="sos"
         )
         self._rest = np.zeros((2, 0))
+        self._reduced: list[np.ndarray] = []  # reduced blocks not yet filtered
+        self._pending = 0  # their frames at the full rate
         self._zi = np.zeros((self._sos.shape[0], 2, 2))  # sections, channels, state
 
     def add(self, left: np.ndarray, right: np.ndarray) -> None:
@@ -52,43 +55,53 @@ class CorrelationAccumulator:
         self.add_pair(pair)
 
     def add_pair(self, pair: np.ndarray) -> None:
-        """The next block of the pair, float64 shaped (2, n)."""
+        """The next block of the pair, float64 shaped (2, n) (rows may be views)."""
         n = pair.shape[1]
         if n == 0:
             return
         left, right = pair[0], pair[1]
-        # Sums per second with one reduceat per product: no BLAS call per second (on
-        # a busy machine each costs milliseconds of thread wake-up) and no copies.
-        closes = np.arange(self.sample_rate - self._filled, n + 1, self.sample_rate)
-        starts = np.concatenate([[0], closes[closes < n]]).astype(np.intp)
-        sums = np.stack(
-            [
-                np.add.reduceat(left * left, starts),
-                np.add.reduceat(right * right, starts),
-                np.add.reduceat(left * right, starts),
-            ]
-        )
-        for i in range(len(starts)):
-            self._second += sums[:, i]
-            if i < len(starts) - 1 or (len(closes) and closes[-1] == n):
+        # Sums per second: einsum over each second's slice, no products stored (not
+        # BLAS: on a busy machine each call costs milliseconds of thread wake-up).
+        done = 0
+        while done < n:
+            take = min(n - done, self.sample_rate - self._filled)
+            a, b = left[done : done + take], right[done : done + take]
+            self._second += (_dot(a, a), _dot(b, b), _dot(a, b))
+            self._filled += take
+            done += take
+            if self._filled == self.sample_rate:
                 self._finish_second()
-        self._filled = n - int(closes[-1]) if len(closes) else self._filled + n
-        # The low end at 1/DECIMATE of the rate: mean of each DECIMATE samples (a
-        # boxcar: its nulls fall on the frequencies that would alias below 150 Hz),
-        # then the low-pass; a remainder waits for the next block.
+                self._filled = 0
+        self._low_end(pair)
+
+    def _low_end(self, pair: np.ndarray) -> None:
+        """The low end at 1/DECIMATE of the rate: mean of each DECIMATE samples (a
+        boxcar: its nulls fall on the frequencies that would alias below 150 Hz), then
+        the low-pass; a remainder waits for the next block."""
+        offset = 0
         if self._rest.shape[1]:
-            pair = np.concatenate([self._rest, pair], axis=1)
-        whole = pair.shape[1] // DECIMATE * DECIMATE
-        self._rest = pair[:, whole:].copy()
-        if whole == 0:
+            offset = min(DECIMATE - self._rest.shape[1], pair.shape[1])
+            self._rest = np.concatenate([self._rest, pair[:, :offset]], axis=1)
+            if self._rest.shape[1] < DECIMATE:
+                return
+            self._reduced.append(_boxcar(self._rest))
+        whole = (pair.shape[1] - offset) // DECIMATE * DECIMATE
+        self._rest = pair[:, offset + whole :].copy()
+        if whole:
+            self._reduced.append(_boxcar(pair[:, offset : offset + whole]))
+        self._pending += whole
+        if self._pending >= FILTER_BATCH:
+            self._filter()
+
+    def _filter(self) -> None:
+        """Low-pass what was reduced (several blocks at once: a sosfilt call has a
+        fixed cost) and add its products."""
+        if not self._reduced:
             return
-        reduced = pair[:, :whole].reshape(2, -1, DECIMATE).mean(axis=2)
+        reduced = np.concatenate(self._reduced, axis=1)
+        self._reduced, self._pending = [], 0
         low, self._zi = sosfilt(self._sos, reduced, axis=-1, zi=self._zi)
-        self._low += (
-            np.einsum("i,i->", low[0], low[0]),
-            np.einsum("i,i->", low[1], low[1]),
-            np.einsum("i,i->", low[0], low[1]),
-        )
+        self._low += (_dot(low[0], low[0]), _dot(low[1], low[1]), _dot(low[0], low[1]))
 
     def _finish_second(self) -> None:
         t = len(self._series) + 1
@@ -97,6 +110,7 @@ class CorrelationAccumulator:
 
     def result(self) -> dict[str, Any]:
         """{correlationSeries: [{t, correlation}], lowEndCorrelation}."""
+        self._filter()
         series = list(self._series)
         if self._filled >= self.sample_rate // 2:
             series.append((len(series) + 1, correlation(*self._second)))
@@ -106,6 +120,20 @@ class CorrelationAccumulator:
             ],
             "lowEndCorrelation": _round(correlation(*self._low)),
         }
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.einsum("i,i->", a, b))
+
+
+def _boxcar(x: np.ndarray) -> np.ndarray:
+    """Means of each DECIMATE (a power of two) consecutive samples of x (2, n), n a
+    multiple of DECIMATE: pairwise sums, each step one pass over half the data."""
+    width = 1
+    while width < DECIMATE:
+        x = x[:, 0::2] + x[:, 1::2]
+        width *= 2
+    return x * (1.0 / DECIMATE)
 
 
 def _round(value: float | None) -> float | None:
@@ -123,7 +151,8 @@ class CorrelationMeter:
 
     def add(self, block: Block) -> None:
         if self._pair is not None:
-            self._series.add_pair(block.wide[list(self._pair)])
+            wide = block.wide
+            self._series.add_pair(wide[:2] if self._pair == (0, 1) else wide[list(self._pair)])
 
     def finish(self, result: Result) -> None:
         if self._pair is None:
