@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from chalicelib.analysis import AnalysisError, Limits, analyze, truepeak
+from chalicelib.analysis.blockwise import Context, blocks_of
 from tests.music import music_like
 
 RATE = 48000
@@ -224,6 +225,24 @@ def test_skipping_blocks_gives_the_same_true_peak_as_oversampling_everything() -
         channel = music_like(6.0, 44100, channels=1, seed=seed)[:, 0]
         everything = max(float(np.abs(channel).max()), truepeak._interpolated_max(channel, phases))
         assert truepeak.true_peak_of(channel, 44100) == pytest.approx(everything, rel=1e-6)
+
+
+@pytest.mark.parametrize("size", [5, 11, 12, 139, 1000, 65536])
+def test_the_true_peak_is_exact_whatever_the_block_size(size: int) -> None:
+    """Windows straddling blocks, partial sub-blocks and blocks shorter than the
+    interpolator all count; a soft-clipped track (every sub-block a candidate) too."""
+    phases = truepeak.interpolator(4)
+    music = music_like(3.0, 44100, channels=2, seed=5)
+    for samples in (music, np.tanh(music * 6.0) * 0.89):
+        x = samples.astype(np.float32)
+        everything = max(
+            max(float(np.abs(x[:, c]).max()), truepeak._interpolated_max(x[:, c].copy(), phases))
+            for c in range(2)
+        )
+        meter = truepeak.PeakMeter(Context(44100, 2, ("FL", "FR")))
+        for block in blocks_of(x, size):
+            meter.add(block)
+        assert meter.true_peak == everything
 
 
 @pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16"])

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+SUB_BLOCK = 128  # frames per entry of Block.peaks
+
 
 @dataclass(frozen=True)
 class Context:
@@ -50,6 +52,23 @@ class Block:
     @property
     def frames(self) -> int:
         return int(self.samples.shape[1])
+
+    @cached_property
+    def peaks(self) -> np.ndarray:
+        """Largest |sample| of each SUB_BLOCK frames, float32 shaped (channels,
+        ceil(n / SUB_BLOCK)); NaN where a sub-block holds a NaN. One pass, shared by
+        the finiteness check, the peak meter and the true-peak pruning."""
+        x = self.samples
+        channels, n = x.shape
+        full = n // SUB_BLOCK
+        peaks = np.empty((channels, -(-n // SUB_BLOCK)), dtype=np.float32)
+        if full:
+            parts = x[:, : full * SUB_BLOCK].reshape(channels, full, SUB_BLOCK)
+            np.maximum(parts.max(axis=2), -parts.min(axis=2), out=peaks[:, :full])
+        if n % SUB_BLOCK:
+            tail = x[:, full * SUB_BLOCK :]
+            peaks[:, full] = np.maximum(tail.max(axis=1), -tail.min(axis=1))
+        return peaks
 
     @cached_property
     def wide(self) -> np.ndarray:

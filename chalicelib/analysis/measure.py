@@ -145,13 +145,12 @@ def _blocks(chunks: Iterable[np.ndarray], context: Context, limits: Limits) -> I
             raise AnalysisError("invalid_input", f"a block shaped {chunk.shape} in the stream")
         if len(chunk) == 0:
             continue
-        x = np.ascontiguousarray(chunk.T, dtype=np.float32)
-        top, bottom = float(x.max()), float(x.min())
-        if not (np.isfinite(top) and np.isfinite(bottom)):
-            bad = int(np.count_nonzero(~np.isfinite(x)))
+        block = Block(np.ascontiguousarray(chunk.T, dtype=np.float32), start)
+        if not np.isfinite(block.peaks).all():  # a NaN or an infinity is in a peak
+            bad = int(np.count_nonzero(~np.isfinite(block.samples)))
             raise AnalysisError("invalid_samples", f"{bad:,} samples are NaN or infinite")
-        yield Block(x, start)
-        start += x.shape[1]
+        yield block
+        start += block.frames
         limits.check_length(start, context.channels, context.sample_rate, so_far=True)
 
 
