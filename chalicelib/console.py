@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import errors, logs
+from chalicelib import errors, logs, rules
 from chalicelib.api import JobFilter, Page, bad_request
 from chalicelib.jobs import _LIST_COLUMNS, Job, _fetch, _job, iso_utc, parse_job_id
 
@@ -32,7 +32,6 @@ SERIES_HOURS = 24
 REDRIVE_BATCH = 100
 WAIT_BINS_PER_OCTAVE = 4  # job_metrics.wait_bins: four bins per doubling of the wait
 EXHAUSTED = errors.exhausted_codes()
-_STATUS_COUNTS = ("queued", "processing", "completed", "failed", "cancelled")
 
 # Each console state as a condition on `jobs` (rules.CONSOLE_STATES).
 _STATE_SQL = {
@@ -284,23 +283,20 @@ def percentile_ms(bins: list[int], fraction: float) -> int | None:
 def overview(store: JobStore, queue: Queue) -> dict[str, Any]:
     """Counts per state, paused, consumers, and the last 24 hours by the hour."""
 
-    def work(conn: pg8000.native.Connection) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        sums = ", ".join(f"COALESCE(sum({name}), 0) AS {name}" for name in _STATUS_COUNTS)
-        counts = _fetch(
-            conn, f"SELECT {sums}, date_trunc('hour', now()) AS hour FROM owner_usage", {}
-        )[0]
+    def work(conn: pg8000.native.Connection) -> tuple[datetime, list[dict[str, Any]]]:
+        hour = _fetch(conn, "SELECT date_trunc('hour', now()) AS hour", {})[0]["hour"]
         series = _fetch(
             conn,
             "SELECT bucket, completed, failed, retried, started, wait_bins FROM job_metrics"
             " WHERE bucket > date_trunc('hour', now()) - make_interval(hours => :hours)",
             {"hours": SERIES_HOURS},
         )
-        return counts, series
+        return hour, series
 
-    counts, rows = store._unit(work)
+    hour, rows = store._unit(work)
+    counts = store.counts()
     stats = queue.stats(top=1)
     redis_now, consumers = queue.consumers()
-    hour: datetime = counts.pop("hour")
     buckets: dict[datetime, dict[str, Any]] = {}
     for offset in range(SERIES_HOURS - 1, -1, -1):
         start = hour - timedelta(hours=offset)
@@ -392,7 +388,7 @@ def owners(store: JobStore, page: Page) -> tuple[list[dict[str, Any]], str | Non
         {
             "owner": row["owner"],
             "role": row["role"],
-            "jobs": {name: int(row[name] or 0) for name in _STATUS_COUNTS},
+            "jobs": {name: int(row[name] or 0) for name in rules.STATUSES},
             "audioSeconds": round(float(row["audio_seconds"] or 0.0), 3),
             "lastSubmittedAt": iso_utc(row["last_submitted_at"]),
         }

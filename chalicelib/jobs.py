@@ -817,11 +817,14 @@ class JobStore:
         return [_job(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
-        """How many jobs are in each status (every status present, zeros included)."""
-        rows = self._rows("SELECT status, count(*) AS n FROM jobs GROUP BY status")
-        counts = dict.fromkeys(rules.STATUSES, 0)
-        counts.update({row["status"]: int(row["n"]) for row in rows})
-        return counts
+        """How many jobs are in each status (every status present, zeros included).
+
+        Summed over `owner_usage` (one row per owner, kept by migration 0006's trigger
+        in each job's own transaction), not counted over all jobs.
+        """
+        sums = ", ".join(f"COALESCE(sum({status}), 0) AS {status}" for status in rules.STATUSES)
+        row = self._rows(f"SELECT {sums} FROM owner_usage")[0]
+        return {status: int(row[status]) for status in rules.STATUSES}
 
     # --- API keys --------------------------------------------------------------
 

@@ -7,6 +7,7 @@ bad input (400 with a code) and, for actions, its audit row in the same transact
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -541,3 +542,111 @@ def test_migration_0006_counts_the_jobs_already_there(database_url: str) -> None
     finally:
         store.close()
         drop_schema(database_url, schema)
+
+
+# --- audit in the action's own transaction ---------------------------------------------
+
+
+@contextlib.contextmanager
+def audit_refused(service: Deps) -> Iterator[None]:
+    """Every INSERT INTO audit fails (a trigger raises) until exit: the audit step of an
+    action breaks after its effect was written in the same transaction."""
+    service.jobs._rows(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'audit refused by the test'; END $$;"
+        " CREATE TRIGGER refuse_audit BEFORE INSERT ON audit"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+    )
+    try:
+        yield
+    finally:
+        service.jobs._rows("DROP TRIGGER refuse_audit ON audit; DROP FUNCTION refuse_audit()")
+
+
+def check_audit_is_part_of_each_action(http: Any, service: Deps) -> None:
+    """Each admin action, once with its audit refused (nothing happens, no row), once
+    without (it happens, one row)."""
+    admin = key_headers(service, Role.ADMIN, owner="ops-hal")
+    failed = failed_job(service, owner="ivy")
+    queued = submit(service, owner="ivy")
+    service.queue.remove(queued.id)  # queued in Postgres only: the drains below leave it be
+    actions = [
+        ("POST", f"/api/admin/jobs/{failed.id}/retry", b"", "job.retry"),
+        ("POST", "/api/admin/jobs/retry", b'{"state": "failed"}', "job.retry_all"),
+        ("DELETE", f"/api/admin/jobs/{queued.id}", b"", "job.cancel"),
+        ("DELETE", f"/api/admin/jobs/{queued.id}", b"", "job.delete"),
+        ("POST", "/api/admin/queue/pause", b"", "queue.pause"),
+        ("POST", "/api/admin/queue/resume", b"", "queue.resume"),
+    ]
+    for method, path, body, action in actions:
+        before = (
+            service.jobs.get(failed.id),
+            service.jobs.get(queued.id),
+            service.queue.is_paused(),
+            service.queue.states([failed.id, queued.id]),
+        )
+        with audit_refused(service):
+            response = http.request(method, path, headers=admin, body=body)
+        assert response.status_code == 503, (action, response.body)
+        after = (
+            service.jobs.get(failed.id),
+            service.jobs.get(queued.id),
+            service.queue.is_paused(),
+            service.queue.states([failed.id, queued.id]),
+        )
+        assert after == before, action  # nothing happened
+        assert [e["action"] for e in audit_rows(service)] == [
+            a for _, _, _, a in actions[: actions.index((method, path, body, action))]
+        ]
+        response = http.request(method, path, headers=admin, body=body)
+        assert response.status_code in (200, 202), (action, response.body)
+        assert audit_rows(service)[-1]["action"] == action
+        if action == "job.retry":  # the retry-all that follows needs a failed job again
+            assert drain(service, max_jobs=1).failed == 1
+    assert service.jobs.get(queued.id) is None and not service.queue.is_paused()
+
+
+def test_a_failed_admin_action_leaves_no_audit_row_and_a_done_one_always_has_one(
+    http: Any, service: Deps
+) -> None:
+    check_audit_is_part_of_each_action(http, service)
+
+
+def test_the_same_through_pgbouncer(
+    redis_url: str, database_url: str, pgbouncer_url: str, queue_name: str, tmp_path: Path
+) -> None:
+    """Transaction pooling: the audit row and the action share one server transaction."""
+    with own_schema(database_url) as schema:
+        env = service_env(
+            redis_url,
+            pgbouncer_url,
+            schema,
+            queue_name,
+            tmp_path / "objects",
+            SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
+        )
+        with installed(env, backoff_ms=20) as service, app_http(tmp_path) as http:
+            check_audit_is_part_of_each_action(http, service)
+            admin = key_headers(service, Role.ADMIN)
+            # the lists and counts read through the pooler too: the redriven job waits again
+            (row,) = listed(http, admin, "?owner=ivy")["jobs"]
+            assert (row["state"], row["retries"], len(row["attempts"])) == ("waiting", 2, 2)
+            counts = json_body(http.get("/api/admin/overview", headers=admin))["counts"]
+            assert (counts["queued"], counts["failed"], counts["cancelled"]) == (1, 0, 0)
+
+
+def test_a_pause_redis_refuses_leaves_no_audit_row(http: Any, service: Deps) -> None:
+    from chalicelib.deps import redis_client
+    from chalicelib.queue import Queue
+    from tests.pipeline_support import closed_port
+
+    admin = key_headers(service, Role.ADMIN)
+    working = service.queue
+    service.queue = Queue(redis_client(f"redis://127.0.0.1:{closed_port()}/0"), working.name)
+    try:
+        for route in ("pause", "resume"):
+            response = http.post(f"/api/admin/queue/{route}", headers=admin, body=b"")
+            assert response.status_code == 503, response.body
+    finally:
+        service.queue = working
+    assert audit_rows(service) == [] and not working.is_paused()
