@@ -252,7 +252,11 @@ export async function timeChart(el, xs, lines, unit, signal) {
   const bars = uPlot.paths?.bars ? uPlot.paths.bars({ size: [0.7, 40] }) : undefined;
   return draw(el, {
     height: 170,
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    // Half a bucket of room each side, so the first and last bars show whole.
+    scales: {
+      x: { time: true, range: (u, min, max) => [min - 1800, max + 1800] },
+      y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] },
+    },
     axes: [{}, { label: unit, size: 56 }],
     series: [{}, ...lines.map((line) => ({
       label: line.label,
@@ -261,6 +265,7 @@ export async function timeChart(el, xs, lines, unit, signal) {
       fill: line.bars ? `${COLORS[line.color] || COLORS.main}99` : undefined,
       dash: line.dash,
       paths: line.bars ? bars : undefined,
+      points: { show: !line.bars, size: 5 }, // a lone hour's value shows as a dot
       spanGaps: !line.bars,
     }))],
   }, [xs, ...lines.map((line) => line.values)], signal);

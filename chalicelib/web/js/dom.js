@@ -36,13 +36,17 @@ export function clear(el) {
   return el;
 }
 
-/** A table from a caption, header labels and rows of cells (strings or nodes). */
+/**
+ * A table from a caption, header labels and rows of cells (strings or nodes). Each
+ * cell carries its column's label (data-label): `table.stack` shows rows as labelled
+ * cards on narrow screens (app.css).
+ */
 export function table(caption, headers, rows, attrs = {}) {
   return h('table', attrs,
     caption ? h('caption', {}, caption) : null,
     h('thead', {}, h('tr', {}, headers.map((label) => h('th', { scope: 'col' }, label)))),
     h('tbody', {}, rows.map((cells) => h('tr', {}, cells.map((cell, i) =>
-      i === 0 ? h('th', { scope: 'row' }, cell) : h('td', {}, cell))))));
+      h(i === 0 ? 'th' : 'td', { scope: i === 0 ? 'row' : null, 'data-label': typeof headers[i] === 'string' ? headers[i] : null }, cell))))));
 }
 
 let toastTimer = null;

@@ -22,7 +22,7 @@ export function auditPanel({ signal }) {
     },
     show: (entries) => (entries.length
       ? h('div', { class: 'scroll' }, table(null, ['when', 'who', 'action', 'target', 'detail'],
-        entries.map((e) => [when(e.at), e.actor, h('code', {}, e.action), e.target || '—', detailText(e.detail)]), { class: 'audit' }))
+        entries.map((e) => [when(e.at), e.actor, h('code', {}, e.action), e.target || '—', detailText(e.detail)]), { class: 'audit stack' }))
       : h('p', { class: 'muted' }, 'No admin action recorded yet.')),
   });
   const el = h('section', { class: 'card', 'aria-labelledby': 'audit-h' }, h('h2', { id: 'audit-h' }, 'Audit log'), list.el);

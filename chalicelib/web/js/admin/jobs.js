@@ -69,7 +69,7 @@ export function jobsPanel({ signal, onAction, onForbidden }) {
     const columns = columnsFor(state);
     const history = state === 'failed' || state === 'dead';
     const headers = ['job', 'owner', ...columns.map(([name]) => name), history ? 'attempts' : null, 'actions'].filter(Boolean);
-    return h('div', { class: 'scroll' }, h('table', { class: `jobs jobs-${state}` },
+    return h('div', { class: 'scroll' }, h('table', { class: `jobs jobs-${state} stack` },
       h('caption', { class: 'visually-hidden' }, `${STATE_NAMES[state]} jobs`),
       h('thead', {}, h('tr', {}, headers.map((name) => h('th', { scope: 'col' }, name)))),
       h('tbody', {}, jobs.map((job) => {
@@ -77,15 +77,15 @@ export function jobsPanel({ signal, onAction, onForbidden }) {
           if (e.target.open) opened.add(job.jobId); else opened.delete(job.jobId);
         } }, h('summary', {}, `${(job.attempts || []).length} attempt${(job.attempts || []).length === 1 ? '' : 's'}`), attemptsList(job)) : null;
         return h('tr', { dataset: { jobId: job.jobId } },
-          h('th', { scope: 'row' }, h('code', { title: job.jobId }, shortId(job.jobId))),
-          h('td', {}, job.owner),
-          columns.map(([, value]) => h('td', {}, value(job))),
-          details ? h('td', {}, details) : null,
-          h('td', { class: 'actions' }, actionsFor(state).map((what) => h('button', {
+          h('th', { scope: 'row', 'data-label': 'job' }, h('code', { title: job.jobId }, shortId(job.jobId))),
+          h('td', { 'data-label': 'owner' }, job.owner),
+          columns.map(([name, value]) => h('td', { 'data-label': name }, value(job))),
+          details ? h('td', { 'data-label': 'attempts' }, details) : null,
+          h('td', { class: 'actions', 'data-label': 'actions' }, h('div', {}, actionsFor(state).map((what) => h('button', {
             type: 'button', class: what === 'retry' ? 'small' : 'small danger-outline', dataset: { action: what },
             'aria-label': `${what[0].toUpperCase()}${what.slice(1)} job ${shortId(job.jobId)}`,
             onclick: () => run(what, job),
-          }, `${what[0].toUpperCase()}${what.slice(1)}`))));
+          }, `${what[0].toUpperCase()}${what.slice(1)}`)))));
       }))));
   }
 

@@ -1,6 +1,6 @@
 // The console's live part (GET /api/admin/overview): counts per state, consumers and
 // their leases, pause/resume, and the last 24 hours as three small charts. Polled
-// every 2 s while something changes, backing off to 15 s while nothing does; stopped
+// every 2 s while something changes, backing off to 10 s while nothing does; stopped
 // when the section is left (its AbortSignal).
 
 import * as api from '../api.js';
@@ -74,7 +74,7 @@ export function overviewPanel({ signal, onCounts, onAction, onForbidden, showLis
     try {
       await api.post(`api/admin/queue/${action}`, {});
       toast(action === 'pause' ? 'Queue paused: no job is handed out.' : 'Queue resumed.');
-      onAction();
+      onAction(false);
     } catch (e) {
       if (e.status === 403) onForbidden(); else toast(api.message(e), 'error');
     }
@@ -95,7 +95,7 @@ export function overviewPanel({ signal, onCounts, onAction, onForbidden, showLis
     toggle.disabled = false;
     const list = data.consumers || [];
     clear(consumers).append(list.length
-      ? table('Consumers', ['consumer', 'jobs', 'lease left'], list.map((c) => [c.consumer, String(c.jobs), leaseLeft(c.leaseLeftMs)]), { class: 'consumers' })
+      ? table(null, ['consumer', 'jobs', 'lease left'], list.map((c) => [c.consumer, String(c.jobs), leaseLeft(c.leaseLeftMs)]), { class: 'consumers' })
       : h('p', { class: 'muted' }, 'No consumer holds a job right now.'));
     updated.textContent = `Updated ${new Date().toLocaleTimeString()}.`;
     const countsPrint = JSON.stringify(data.counts);
@@ -108,7 +108,7 @@ export function overviewPanel({ signal, onCounts, onAction, onForbidden, showLis
   }, (e) => {
     if (e.status === 403) { onForbidden(); return; }
     error.textContent = api.message(e);
-  }, { first: 2000, max: 15000, factor: 1.5 });
+  }, { first: 2000, max: 10000, factor: 1.5 });
 
   async function drawSeries(series) {
     const buckets = series?.buckets || [];

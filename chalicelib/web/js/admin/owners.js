@@ -23,7 +23,7 @@ export function ownersPanel({ signal }) {
     show: (owners) => (owners.length
       ? h('div', { class: 'scroll' }, table(null, ['owner', 'role', ...STATUSES, 'audio analysed', 'last submitted'],
         owners.map((o) => [o.owner, o.role, ...STATUSES.map((s) => String(o.jobs?.[s] ?? 0)),
-          age(o.audioSeconds), o.lastSubmittedAt ? when(o.lastSubmittedAt) : '—']), { class: 'owners' }))
+          age(o.audioSeconds), o.lastSubmittedAt ? when(o.lastSubmittedAt) : '—']), { class: 'owners stack' }))
       : h('p', { class: 'muted' }, 'No owners yet.')),
   });
   const el = h('section', { class: 'card', 'aria-labelledby': 'owners-h' }, h('h2', { id: 'owners-h' }, 'Usage per owner'), list.el);

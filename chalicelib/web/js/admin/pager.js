@@ -13,8 +13,8 @@ export function pager({ name, load, show, signal }) {
   const where = h('span', { class: 'muted pager-where' });
   const prev = h('button', { type: 'button', disabled: true, onclick: () => open(index - 1) }, 'Previous page');
   const next = h('button', { type: 'button', disabled: true, onclick: () => open(index + 1) }, 'Next page');
-  const el = h('div', { class: 'pager' }, body,
-    h('nav', { class: 'toolbar pager-nav', 'aria-label': `${name} pages` }, prev, where, next));
+  const nav = h('nav', { class: 'toolbar pager-nav', 'aria-label': `${name} pages`, hidden: true }, prev, where, next);
+  const el = h('div', { class: 'pager' }, body, nav);
   let cursors = [null];
   let index = 0;
   let seq = 0;
@@ -38,7 +38,8 @@ export function pager({ name, load, show, signal }) {
     clear(body).append(show(page.rows));
     prev.disabled = index === 0;
     next.disabled = !page.next;
-    where.textContent = index === 0 && !page.next ? '' : `page ${index + 1}`;
+    nav.hidden = index === 0 && !page.next; // one page: nothing to page through
+    where.textContent = `page ${index + 1}`;
     el.removeAttribute('aria-busy');
     el.dataset.loaded = String(mine);
   }

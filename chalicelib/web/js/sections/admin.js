@@ -45,15 +45,21 @@ export const admin = {
       clear(body).append(adminsOnly(null));
     };
     const options = { signal: alive.signal, onForbidden: forbidden };
+    // After an action: the audit log shows it, the counts catch up at once.
+    let overview = null;
     const audit = auditPanel(options);
-    const jobs = jobsPanel({ ...options, onAction: () => audit.reload() });
-    const overview = overviewPanel({
+    const acted = (refreshCounts = true) => {
+      audit.reload();
+      if (refreshCounts) overview?.refresh();
+    };
+    const jobs = jobsPanel({ ...options, onAction: acted });
+    const owners = ownersPanel(options);
+    overview = overviewPanel({
       ...options,
-      onAction: () => audit.reload(),
-      onCounts: () => jobs.reload(),
+      onAction: acted,
+      onCounts: () => { jobs.reload(); owners.reload(); },
       showList: (state) => jobs.show(state),
     });
-    const owners = ownersPanel(options);
     body.append(
       h('p', { class: 'muted' }, `Signed in as ${me.owner} (admin). Every action here is recorded in the audit log.`),
       overview.el, jobs.el, owners.el, audit.el);
