@@ -45,6 +45,12 @@ def user_key(site: Site, owner: str) -> str:
         store.close()
 
 
+def new_user(site: Site, prefix: str) -> tuple[str, Client]:
+    """A new owner with a user key, and an HTTP client of the stack with that key."""
+    owner = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    return owner, site.client(user_key(site, owner))
+
+
 def submit(site: Site, client: Client, data: bytes, name: str) -> str:
     path = site.files / f"{uuid.uuid4().hex[:8]}-{name}"
     path.write_bytes(data)
@@ -157,8 +163,7 @@ def test_a_user_key_cannot_open_the_console(site: Site, browser: Any) -> None:
 def test_an_admin_retries_failed_jobs_from_the_console_and_they_complete(
     site: Site, browser: Any
 ) -> None:
-    owner = f"ola-{uuid.uuid4().hex[:6]}"
-    client = site.client(user_key(site, owner))
+    owner, client = new_user(site, "ola")
     broken = submit(site, client, NOT_AUDIO, "broken.wav")
     failed = wait_status(client, broken, "failed")
     code = failed["error"]["code"]
@@ -208,8 +213,7 @@ def test_an_admin_retries_failed_jobs_from_the_console_and_they_complete(
 def test_an_admin_pauses_resumes_cancels_and_deletes_another_owners_jobs(
     site: Site, browser: Any
 ) -> None:
-    owner = f"pia-{uuid.uuid4().hex[:6]}"
-    client = site.client(user_key(site, owner))
+    owner, client = new_user(site, "pia")
     with signed_in(browser, site, site.key) as (page, watch):
         open_console(page, site)
         page.get_by_role("button", name="Pause queue").click()
