@@ -64,11 +64,12 @@ assert.equal(admin.waitText(850), '850 ms');
 assert.equal(admin.untilText('2026-01-01T00:01:00Z', Date.parse('2026-01-01T00:00:00Z')), 'in 1 min');
 assert.equal(admin.untilText('2026-01-01T00:00:00Z', Date.parse('2026-01-01T00:01:00Z')), 'due');
 const columns = admin.seriesColumns({ buckets: [
-  { start: '2026-01-01T00:00:00Z', completed: 3, failed: 1, waitMsP50: 1500, waitMsP95: null },
+  { start: '2026-01-01T00:00:00Z', completed: 3, failed: 1, retried: 2, waitMsP50: 1500, waitMsP95: null },
   { start: '2026-01-01T01:00:00Z', completed: 0, failed: 0, waitMsP50: null, waitMsP95: null }] });
 assert.deepEqual(columns.xs, [1767225600, 1767229200]);
 assert.deepEqual(columns.waitP50, [1.5, null]);
 assert.deepEqual(columns.completed, [3, 0]);
+assert.deepEqual(columns.retried, [2, 0]);
 assert.equal(admin.detailText({ owner: 'bob', jobIds: ['aaaaaaaa-1', 'bbbbbbbb-2', 'cccccccc-3', 'd'] }), 'owner=bob, jobIds=4 (aaaaaaaa, bbbbbbbb, cccccccc, …)');
 assert.deepEqual(admin.columnsFor('active').map(([name]) => name), ['consumer', 'lease left', 'attempt', 'progress']);
 console.log('ok');

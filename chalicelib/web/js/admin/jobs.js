@@ -10,12 +10,14 @@ import { actionsFor, canRetryAll, columnsFor, jobsQuery, retryAllBody, shortId, 
 import { pager } from './pager.js';
 
 const STATE_NAMES = Object.fromEntries(STATES);
+const MAX_BATCHES = 20; // retry-all: calls per press (the server takes 100 jobs a call)
 
 function attemptsList(job) {
   const attempts = job.attempts || [];
   if (!attempts.length) return h('p', { class: 'muted' }, 'No attempt recorded.');
+  const badge = { completed: 'completed', cancelled: 'cancelled', null: 'processing' };
   return h('ol', { class: 'attempts' }, attempts.map((a) => h('li', {},
-    h('span', { class: `badge badge-${a.outcome === 'completed' ? 'completed' : a.outcome === 'cancelled' ? 'cancelled' : 'failed'}` }, a.outcome || '?'),
+    h('span', { class: `badge badge-${badge[a.outcome] || 'failed'}` }, a.outcome || 'running'),
     ` attempt ${a.attempt}`, a.consumer ? ` on ${a.consumer}` : '',
     a.startedAt ? `, ${when(a.startedAt)}` : '', a.endedAt ? ` to ${new Date(a.endedAt).toLocaleTimeString()}` : '',
     a.error ? h('div', {}, h('code', {}, a.error.code), ` ${a.error.message || ''}`) : null)));
@@ -117,10 +119,21 @@ export function jobsPanel({ signal, onAction, onForbidden }) {
       confirm: 'Retry all',
     });
     if (!sure) return;
+    // The server redrives a bounded batch per call and says `more` while some match
+    // still: call again (at most MAX_BATCHES times; the rest needs another press).
+    let retried = 0;
+    let more = true;
     try {
-      const done = await api.post('api/admin/jobs/retry', body);
-      toast(`Retried ${done.retried} job${done.retried === 1 ? '' : 's'}.`);
-    } catch (e) { act(e); return; }
+      for (let batch = 0; more && batch < MAX_BATCHES && !signal.aborted; batch += 1) {
+        const done = await api.post('api/admin/jobs/retry', body);
+        retried += done.retried;
+        more = Boolean(done.more) && done.retried > 0;
+      }
+      toast(`Retried ${retried} job${retried === 1 ? '' : 's'}.${more ? ' More match: press again.' : ''}`);
+    } catch (e) {
+      if (retried) toast(`Retried ${retried} jobs, then: ${api.message(e)}`, 'error'); else act(e);
+      if (!retried) return;
+    }
     onAction();
     list.reload();
   });

@@ -105,6 +105,7 @@ export function seriesColumns(series) {
     xs: buckets.map((b) => Math.floor(Date.parse(b.start) / 1000)),
     completed: buckets.map((b) => val(b.completed) ?? 0),
     failed: buckets.map((b) => val(b.failed) ?? 0),
+    retried: buckets.map((b) => val(b.retried) ?? 0),
     waitP50: buckets.map((b) => (val(b.waitMsP50) === null ? null : b.waitMsP50 / 1000)),
     waitP95: buckets.map((b) => (val(b.waitMsP95) === null ? null : b.waitMsP95 / 1000)),
   };

@@ -63,7 +63,7 @@ export function overviewPanel({ signal, onCounts, onAction, onForbidden, showLis
   const error = h('p', { class: 'error', role: 'alert' });
   const charts = {
     throughput: liveChart('chart-throughput', 'Completed per hour', 'Jobs completed in each of the last 24 hours.', signal),
-    failures: liveChart('chart-failures', 'Failed per hour', 'Jobs that failed in each of the last 24 hours (retried or for good).', signal),
+    failures: liveChart('chart-failures', 'Failures per hour', 'Jobs failed for good (bars) and failures that were retried (line) in each of the last 24 hours.', signal),
     wait: liveChart('chart-wait', 'Queue wait', 'Median and 95th percentile of the wait from submit to start, per hour (seconds).', signal),
   };
   let paused = null;
@@ -95,9 +95,11 @@ export function overviewPanel({ signal, onCounts, onAction, onForbidden, showLis
     toggle.disabled = false;
     const list = data.consumers || [];
     clear(consumers).append(list.length
-      ? table(null, ['consumer', 'jobs', 'lease left'], list.map((c) => [c.consumer, String(c.jobs), leaseLeft(c.leaseLeftMs)]), { class: 'consumers' })
-      : h('p', { class: 'muted' }, 'No consumer holds a job right now.'));
-    updated.textContent = `Updated ${new Date().toLocaleTimeString()}.`;
+      ? table(null, ['consumer', 'jobs', 'lease left', 'last seen'], list.map((c) => [c.consumer, String(c.jobs),
+        leaseLeft(c.leaseLeftMs), c.lastSeenAt ? new Date(c.lastSeenAt).toLocaleTimeString() : '—']), { class: 'consumers stack' })
+      : h('p', { class: 'muted' }, 'No consumer seen lately.'));
+    const oldest = data.queue?.oldestWaitingAgeMs;
+    updated.textContent = `${typeof oldest === 'number' ? `Oldest waiting job: ${waitText(oldest)}. ` : ''}Updated ${new Date().toLocaleTimeString()}.`;
     const countsPrint = JSON.stringify(data.counts);
     if (countsPrint !== lastCounts) {
       lastCounts = countsPrint;
@@ -117,8 +119,9 @@ export function overviewPanel({ signal, onCounts, onAction, onForbidden, showLis
     await Promise.all([
       charts.throughput.update(print, columns.xs, [{ label: 'completed', values: columns.completed, color: 'main', bars: true }], 'jobs',
         numbersTable('Completed per hour', ['completed'], buckets, (b) => [String(b.completed ?? 0)])),
-      charts.failures.update(print, columns.xs, [{ label: 'failed', values: columns.failed, color: 'bad', bars: true }], 'jobs',
-        numbersTable('Failed per hour', ['failed'], buckets, (b) => [String(b.failed ?? 0)])),
+      charts.failures.update(print, columns.xs, [{ label: 'failed', values: columns.failed, color: 'bad', bars: true },
+        { label: 'retried', values: columns.retried, color: 'ref' }], 'jobs',
+      numbersTable('Failures per hour', ['failed for good', 'retried'], buckets, (b) => [String(b.failed ?? 0), String(b.retried ?? 0)])),
       charts.wait.update(print, columns.xs, [
         { label: 'median', values: columns.waitP50, color: 'main' },
         { label: '95th percentile', values: columns.waitP95, color: 'ref', dash: [5, 4] }], 'seconds',
@@ -130,7 +133,9 @@ export function overviewPanel({ signal, onCounts, onAction, onForbidden, showLis
     h('section', { class: 'card', 'aria-labelledby': 'now-h' },
       h('h2', { id: 'now-h' }, 'Now'),
       h('div', { class: 'row queue-row' }, queueState, toggle),
-      counts, error,
+      counts,
+      h('p', { class: 'muted small' }, 'Queued, processing, completed, failed and cancelled are the jobs\' statuses; delayed (waiting to be retried, also queued) and dead (out of the queue for good, also failed) are the queue\'s own counts.'),
+      error,
       h('h3', {}, 'Consumers'), consumers, updated),
     h('section', { 'aria-labelledby': 'day-h' },
       h('h2', { id: 'day-h' }, 'Last 24 hours'),
