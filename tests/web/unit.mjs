@@ -4,6 +4,7 @@ import { csv, num, signed } from '../../chalicelib/web/js/format.js';
 import { differences } from '../../chalicelib/web/js/sections/compare.js';
 import { describe, operations, tree } from '../../chalicelib/web/js/schema.js';
 import * as admin from '../../chalicelib/web/js/admin/model.js';
+import { poller } from '../../chalicelib/web/js/poll.js';
 
 // CSV: quoting, and formula injection neutralised for spreadsheets.
 assert.equal(csv([['a', 'b,c', 'say "hi"']]), 'a,"b,c","say ""hi"""\r\n');
@@ -71,5 +72,35 @@ assert.deepEqual(columns.waitP50, [1.5, null]);
 assert.deepEqual(columns.completed, [3, 0]);
 assert.deepEqual(columns.retried, [2, 0]);
 assert.equal(admin.detailText({ owner: 'bob', jobIds: ['aaaaaaaa-1', 'bbbbbbbb-2', 'cccccccc-3', 'd'] }), 'owner=bob, jobIds=4 (aaaaaaaa, bbbbbbbb, cccccccc, …)');
+assert.equal(admin.detailText({ filter: { state: 'failed', code: 'corrupt_file' }, n: 0 }), 'filter=(state=failed, code=corrupt_file), n=0');
 assert.deepEqual(admin.columnsFor('active').map(([name]) => name), ['consumer', 'lease left', 'attempt', 'progress']);
+
+// Polling: a refresh during a step runs one more step after it, never a second chain.
+{
+  const stop = new AbortController();
+  let calls = 0;
+  let inFlight = 0;
+  let most = 0;
+  let release = null;
+  const poll = poller(stop.signal, async () => {
+    calls += 1;
+    inFlight += 1;
+    most = Math.max(most, inFlight);
+    if (calls === 1) await new Promise((resolve) => { release = resolve; });
+    inFlight -= 1;
+    return `step ${calls}`;
+  }, null, { first: 5, max: 5 });
+  const first = poll.refresh();
+  poll.refresh();
+  poll.refresh();
+  release();
+  await first;
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  stop.abort();
+  const after = calls;
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.equal(most, 1, 'one step at a time');
+  assert.ok(calls >= 3 && calls <= 16, `one chain of 5 ms steps for 60 ms, not several: ${calls}`);
+  assert.equal(calls, after, 'no step after the abort');
+}
 console.log('ok');

@@ -265,7 +265,8 @@ export async function timeChart(el, xs, lines, unit, signal) {
       fill: line.bars ? `${COLORS[line.color] || COLORS.main}99` : undefined,
       dash: line.dash,
       paths: line.bars ? bars : undefined,
-      points: { show: !line.bars, size: 5 }, // a lone hour's value shows as a dot
+      // Dots where a line has gaps, so an hour alone between empty ones still shows.
+      points: { show: !line.bars && line.values.some((v) => v === null), size: 5 },
       spanGaps: !line.bars,
     }))],
   }, [xs, ...lines.map((line) => line.values)], signal);

@@ -23,8 +23,11 @@ function attemptsList(job) {
     a.error ? h('div', {}, h('code', {}, a.error.code), ` ${a.error.message || ''}`) : null)));
 }
 
-/** jobsPanel({signal, onAction, onForbidden}) -> {el, reload(), show(state)} */
-export function jobsPanel({ signal, onAction, onForbidden }) {
+/**
+ * jobsPanel({signal, onAction, onApply, onForbidden}) -> {el, reload(), show(state)}.
+ * onApply() when a filter is applied (the counts refresh too, so both agree).
+ */
+export function jobsPanel({ signal, onAction, onApply, onForbidden }) {
   const filter = { state: 'failed', owner: '', code: '' };
   const opened = new Set(); // job ids whose attempt history is open, kept across reloads
   const stateSelect = h('select', { id: 'jobs-state', name: 'state' },
@@ -107,6 +110,7 @@ export function jobsPanel({ signal, onAction, onForbidden }) {
     filter.code = code.value;
     retryAll.hidden = !canRetryAll(filter.state);
     heading.textContent = `Jobs: ${STATE_NAMES[filter.state].toLowerCase()}`;
+    onApply?.();
     return list.reset();
   }
 

@@ -111,14 +111,18 @@ export function seriesColumns(series) {
   };
 }
 
-/** An audit entry's detail as short text: "owner=bob, jobs=3 (a1b2c3d4, …)". */
+/**
+ * An audit entry's detail as short text: "owner=bob, jobIds=3 (a1b2c3d4, …)"; a
+ * nested object in parentheses: "filter=(state=failed, code=corrupt_file)".
+ */
 export function detailText(detail) {
   return Object.entries(detail || {}).map(([name, value]) => {
     if (Array.isArray(value)) {
       const shown = value.slice(0, 3).map((v) => String(v).slice(0, 8)).join(', ');
       return `${name}=${value.length} (${shown}${value.length > 3 ? ', …' : ''})`;
     }
-    return `${name}=${typeof value === 'object' && value !== null ? JSON.stringify(value) : value}`;
+    if (typeof value === 'object' && value !== null) return `${name}=(${detailText(value)})`;
+    return `${name}=${value}`;
   }).join(', ');
 }
 

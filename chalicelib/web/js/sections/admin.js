@@ -52,7 +52,7 @@ export const admin = {
       audit.reload();
       if (refreshCounts) overview?.refresh();
     };
-    const jobs = jobsPanel({ ...options, onAction: acted });
+    const jobs = jobsPanel({ ...options, onAction: acted, onApply: () => overview?.refresh() });
     const owners = ownersPanel(options);
     overview = overviewPanel({
       ...options,
