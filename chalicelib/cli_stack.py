@@ -1,4 +1,5 @@
-"""The pipeline's commands: dev, worker, submit, status, queue stats, migrate, keys, demo.
+"""The pipeline's commands: dev, worker, submit, status, queue stats, migrate, keys, owner
+purge, retention, demo.
 
 `add_commands(subparsers)` registers them on the `soundcheck` command's argparse
 subparsers (chalicelib/cli.py); `python -m chalicelib.cli_stack` runs them alone.
@@ -190,6 +191,86 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _owner_purge(args: argparse.Namespace) -> int:
+    """Remove every job, upload, result, share link and API key of one owner.
+
+    Asks for the owner id again on a terminal unless --yes; without a terminal
+    (CI, a pipe) it needs --yes and never waits for input.
+    """
+    import getpass
+    import socket
+
+    from chalicelib import purge, settings
+    from chalicelib.deps import Deps
+
+    command = "soundcheck owner purge"
+    if not args.owner.strip():
+        print(f"{command}: give a non-empty owner id", file=sys.stderr)
+        return 2
+    if not args.yes and not sys.stdin.isatty():
+        print(f"{command}: no terminal to confirm on; pass --yes to purge", file=sys.stderr)
+        return 2
+    deps = Deps.from_settings(settings.get())
+    try:
+        if not args.yes:
+            held = purge.holdings(deps.jobs, args.owner)
+            print(
+                f"This deletes owner {args.owner!r} for good: {held.jobs} jobs (uploads and "
+                f"results), {held.shares} share links, {held.keys} API keys."
+            )
+            try:
+                answer = input("Type the owner id to confirm: ")
+            except EOFError:
+                answer = ""
+            if answer.strip() != args.owner:
+                print(f"{command}: not confirmed; nothing was removed", file=sys.stderr)
+                return 1
+        actor = f"cli:{getpass.getuser()}@{socket.gethostname()}"
+        report = purge.purge_owner(deps, args.owner, actor)
+    finally:
+        deps.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(
+            f"purged owner {args.owner!r}: {report.jobs} jobs, {report.shares} share links, "
+            f"{report.keys} API keys, {report.queue_entries} queue entries, "
+            f"{report.uploads} uploaded files"
+        )
+    return 0
+
+
+def _retention_lifecycle(args: argparse.Namespace) -> int:
+    """The S3 lifecycle configuration for the current SOUNDCHECK_UPLOAD_RETENTION_DAYS."""
+    from chalicelib import retention, settings
+
+    config = retention.s3_lifecycle(settings.get())
+    if config is None:
+        print(
+            "soundcheck retention s3-lifecycle: SOUNDCHECK_UPLOAD_RETENTION_DAYS=0 keeps "
+            "uploads forever: no lifecycle rule (delete an existing one with "
+            "`aws s3api delete-bucket-lifecycle`)",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(config, indent=2))
+    return 0
+
+
+def _retention_sweep(args: argparse.Namespace) -> int:
+    """One retention sweep now (DATABASE_URL, REDIS_URL); prints what it removed."""
+    from chalicelib import retention, settings
+    from chalicelib.deps import Deps
+
+    deps = Deps.from_settings(settings.get())
+    try:
+        report = retention.sweep(deps)
+    finally:
+        deps.close()
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from chalicelib.local import demo
 
@@ -280,6 +361,27 @@ def add_commands(subparsers: Any) -> None:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id (`keys list`)")
     revoke.add_argument("key_id", help="the id `keys list` shows (8+ hex digits of its sha256)")
     revoke.set_defaults(func=_keys_revoke)
+
+    p = subparsers.add_parser("owner", help="owner commands")
+    owner_commands = p.add_subparsers(dest="owner_command", required=True)
+    purge = owner_commands.add_parser(
+        "purge", help="remove every job, upload, result, share link and API key of an owner"
+    )
+    purge.add_argument("owner", help="the owner id (as in `keys list`)")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.add_argument("--json", action="store_true", help="print the counts as JSON")
+    purge.set_defaults(func=_owner_purge)
+
+    p = subparsers.add_parser("retention", help="retention commands")
+    retention_commands = p.add_subparsers(dest="retention_command", required=True)
+    sweep = retention_commands.add_parser(
+        "sweep", help="expire old uploads and results now (the sweeper does it every minute)"
+    )
+    sweep.set_defaults(func=_retention_sweep)
+    lifecycle = retention_commands.add_parser(
+        "s3-lifecycle", help="print the S3 lifecycle rule for SOUNDCHECK_UPLOAD_RETENTION_DAYS"
+    )
+    lifecycle.set_defaults(func=_retention_lifecycle)
 
     p = subparsers.add_parser("demo", help="start the stack, analyse one track, stop")
     p.add_argument("file", nargs="?", type=Path, help="a track (default: a synthetic mix)")

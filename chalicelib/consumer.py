@@ -569,7 +569,8 @@ def _deliver_webhooks(deps: Deps, context: Any, cap_s: float) -> Any:
 
 
 def run_sweeper(deps: Deps, context: Any) -> dict[str, Any]:
-    """The scheduled function, every minute: sweep, publish the queue gauges, wake consumers.
+    """The scheduled function, every minute: sweep, retention (chalicelib.retention), publish
+    the queue gauges, wake consumers.
 
     The sweeper Lambda is small and short-lived (no analysis layer, a 60 s timeout),
     so it hands waiting work to the consumer function (one wake per waiting job, at
@@ -579,6 +580,9 @@ def run_sweeper(deps: Deps, context: Any) -> dict[str, Any]:
     deps.check_server_once()
     me = f"sweeper:{getattr(context, 'aws_request_id', None) or os.getpid()}"
     report = sweeper.sweep_logged(deps, me)
+    from chalicelib import retention  # here: `import app` stays light for the API
+
+    kept = retention.sweep_logged(deps, me)  # bounded by its own time budget
     stats = deps.queue.stats()
     logs.queue_metrics(stats)  # the once-a-minute heartbeat the alarms watch
     woke: list[str] = []
@@ -593,6 +597,7 @@ def run_sweeper(deps: Deps, context: Any) -> dict[str, Any]:
     sent = _deliver_webhooks(deps, context, cap_s=WEBHOOK_BUDGET_S)
     return {
         "sweep": report.to_dict() if report else None,
+        "retention": kept.to_dict() if kept else None,
         "waiting": stats["waiting"],
         "woke": woke,
         "drain": result.to_dict(),

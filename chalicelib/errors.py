@@ -231,6 +231,21 @@ class ReferenceUnavailable(SoundcheckError):
     status = 409
 
 
+class ResultExpired(SoundcheckError):
+    """Retention deleted a completed job's result: the job reads `expired` with this error.
+
+    Never raised by a route: GET /api/jobs/{id} answers 200 with the job, whose
+    `error` carries this code (chalicelib/retention.py).
+    """
+
+    code = "result_expired"
+    status = 410
+
+    def __init__(self, days: int = 0) -> None:
+        when = f"{days} days after the job ended" if days else "by retention"
+        super().__init__(f"the result was deleted {when} (retention); submit the file again")
+
+
 class Stalled(SoundcheckError):
     """A job whose consumers kept dying (its lease expired too often): given up, not retried."""
 

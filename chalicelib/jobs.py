@@ -8,7 +8,8 @@ consumer makes is fenced by the lease token of its queue claim
        ^                  |  \\--fail(final)--> failed --retry--> queued
        +--fail(not final)-+
     queued | processing --cancel--> cancelled (every write above then matches no row)
-    completed | failed | cancelled --delete_finished--> (row gone)
+    completed --retention--> expired (result deleted; chalicelib/retention.py)
+    completed | failed | cancelled | expired --delete_finished--> (row gone)
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ _COLUMNS = (
     "id, owner, mode, genre, file_key, file_name, reference_file_key, reference_job_id, "
     "priority, status, progress, attempts, lease_token, error_code, error_message, result, "
     "idempotency_key, request_hash, created_at, updated_at, started_at, completed_at, "
-    "stalls, failures, callback_url, consumer, run_after, retries"
+    "stalls, failures, callback_url, consumer, run_after, retries, uploads_expired_at,"
+    " result_expired_at"
 )
 # A job's columns without its result (lists: a result can be hundreds of kilobytes).
 _LIST_COLUMNS = _COLUMNS.replace(" result,", " NULL AS result,")
@@ -71,6 +73,13 @@ class RetryLimit(JobNotRetryable):
     """The job was retried MAX_RETRIES times already (HTTP 409): submit it anew."""
 
     code = "retry_limit"
+    status = 409
+
+
+class UploadsExpired(JobNotRetryable):
+    """Retention deleted the failed job's uploads (HTTP 409): upload and submit anew."""
+
+    code = "uploads_expired"
     status = 409
 
 
@@ -129,6 +138,9 @@ class Job:
     consumer: str | None = None  # who took it last (the consumer of its current claim)
     run_after: datetime | None = None  # a retry's backoff: not to run before this
     retries: int = 0  # times it was retried after failing (POST .../retry)
+    # Set by retention (chalicelib/retention.py) when it deleted the uploads / the result.
+    uploads_expired_at: datetime | None = None
+    result_expired_at: datetime | None = None
 
     def to_api(self, include_result: bool = True) -> dict[str, Any]:
         """The DESIGN "GET /api/jobs/{id}" body: camelCase, UTC 'Z' timestamps."""
@@ -146,6 +158,10 @@ class Job:
         }
         if self.error_code is not None:
             body["error"] = {"code": self.error_code, "message": self.error_message or ""}
+        if self.uploads_expired_at is not None:
+            body["uploadsExpiredAt"] = iso_utc(self.uploads_expired_at)
+        if self.result_expired_at is not None:
+            body["resultExpiredAt"] = iso_utc(self.result_expired_at)
         if include_result and self.result is not None:
             body["result"] = self.result
         return body
@@ -657,7 +673,7 @@ class JobStore:
                 conn,
                 f"UPDATE jobs SET {_REQUEUE} WHERE id = CAST(:id AS uuid) AND status = 'failed'"
                 f" AND (CAST(:owner AS text) IS NULL OR owner = :owner)"
-                f" AND retries < :max_retries"
+                f" AND retries < :max_retries AND uploads_expired_at IS NULL"
                 f" RETURNING {_COLUMNS}",
                 {"id": parse_job_id(job_id), "owner": owner, "max_retries": MAX_RETRIES},
             )
@@ -671,6 +687,11 @@ class JobStore:
         job = self.get(job_id, owner)
         if job is None:
             raise JobNotFound(f"no job {shown(job_id)}")
+        if job.status == "failed" and job.uploads_expired_at is not None:
+            raise UploadsExpired(
+                f"job {job.id}'s uploads were deleted by retention on"
+                f" {iso_utc(job.uploads_expired_at)}; upload the file again as a new job"
+            )
         if job.status == "failed":
             raise RetryLimit(
                 f"job {job.id} was retried {MAX_RETRIES} times; submit the file again as a new job"
@@ -700,6 +721,7 @@ class JobStore:
             picked = _fetch(
                 conn,
                 f"SELECT id FROM jobs WHERE status = 'failed' AND retries < :max_retries"
+                f" AND uploads_expired_at IS NULL"
                 f" AND ({where}) ORDER BY created_at DESC, id DESC LIMIT :limit"
                 f" FOR UPDATE SKIP LOCKED",
                 {**params, "max_retries": MAX_RETRIES, "limit": limit + 1},
@@ -765,7 +787,7 @@ class JobStore:
                 conn,
                 "DELETE FROM jobs WHERE id = CAST(:id AS uuid)"
                 " AND (CAST(:owner AS text) IS NULL OR owner = :owner)"
-                " AND status IN ('completed', 'failed', 'cancelled')"
+                " AND status IN ('completed', 'failed', 'cancelled', 'expired')"
                 " RETURNING owner, status, file_key, reference_file_key",
                 {"id": parse_job_id(job_id), "owner": owner},
             )

@@ -52,6 +52,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "createdAt": {"type": "string", "format": "date-time"},
             "startedAt": NULLABLE_TIME,
             "completedAt": NULLABLE_TIME,
+            "uploadsExpiredAt": {"type": "string", "format": "date-time"},  # retention
+            "resultExpiredAt": {"type": "string", "format": "date-time"},
             "error": {
                 "type": "object",
                 "required": ["code", "message"],

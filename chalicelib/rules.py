@@ -17,13 +17,17 @@ from typing import Any, NoReturn, Protocol
 
 
 class JobStatus(StrEnum):
-    """Where a job is (DESIGN: queued|processing|completed|failed|cancelled)."""
+    """Where a job is (DESIGN: queued|processing|completed|failed|cancelled|expired).
+
+    `expired`: a completed job whose result retention deleted (chalicelib/retention.py).
+    """
 
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
 class Mode(StrEnum):
@@ -35,7 +39,12 @@ class Mode(StrEnum):
 
 STATUSES: tuple[str, ...] = tuple(JobStatus)
 UNFINISHED: tuple[str, ...] = (JobStatus.QUEUED, JobStatus.PROCESSING)
-FINISHED: tuple[str, ...] = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+FINISHED: tuple[str, ...] = (
+    JobStatus.COMPLETED,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+    JobStatus.EXPIRED,
+)
 MODES: tuple[str, ...] = tuple(Mode)
 # Where a job is as the admin console lists it: a status, with `queued` split by the
 # queue into waiting and delayed (a retry's backoff), `processing` read as active, and

@@ -21,6 +21,7 @@ T = TypeVar("T")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_RETENTION_DAYS = 36500  # ~100 years; also keeps Postgres intervals in range
 MAX_LEASE_SECONDS = 3600.0  # chalicelib.queue.MAX_LEASE_MS (not imported: it pulls in redis)
 
 
@@ -69,6 +70,9 @@ class Settings:
     webhook_max_attempts: int = 6
     webhook_backoff_seconds: float = 120.0
     webhook_timeout_seconds: float = 10.0  # connect, and each read; a delivery twice at most
+    # Retention (chalicelib/retention.py): days after a job ends; 0 keeps forever.
+    upload_retention_days: int = 30
+    result_retention_days: int = 365
 
     def require(self, name: str) -> str:
         """The value of an optional string setting that this code path cannot do without."""
@@ -116,6 +120,8 @@ _ENV_NAMES: dict[str, str] = {
     "webhook_max_attempts": "SOUNDCHECK_WEBHOOK_MAX_ATTEMPTS",
     "webhook_backoff_seconds": "SOUNDCHECK_WEBHOOK_BACKOFF_SECONDS",
     "webhook_timeout_seconds": "SOUNDCHECK_WEBHOOK_TIMEOUT_SECONDS",
+    "upload_retention_days": "SOUNDCHECK_UPLOAD_RETENTION_DAYS",
+    "result_retention_days": "SOUNDCHECK_RESULT_RETENTION_DAYS",
 }
 assert set(_ENV_NAMES) == {f.name for f in fields(Settings)}
 
@@ -136,6 +142,16 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
 
     parse.__name__ = f"positive {kind.__name__}"
     return parse
+
+
+def _days(raw: str) -> int:
+    """Whole days, 0 (keep forever) to MAX_RETENTION_DAYS."""
+    if not raw.isascii() or not raw.isdigit():
+        raise ValueError("must be a whole number of days (0 keeps forever)")
+    value = int(raw)
+    if value > MAX_RETENTION_DAYS:
+        raise ValueError(f"must be at most {MAX_RETENTION_DAYS} days (0 keeps forever)")
+    return value
 
 
 def _url(*schemes: str) -> Callable[[str], str]:
@@ -230,6 +246,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "webhook_max_attempts": _positive(int),
     "webhook_backoff_seconds": _positive(float),
     "webhook_timeout_seconds": _positive(float),
+    "upload_retention_days": _days,
+    "result_retention_days": _days,
 }
 
 

@@ -7,6 +7,7 @@ prefix, so no one can analyse another owner's upload or climb out with `..`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -17,6 +18,7 @@ import tempfile
 import time
 import unicodedata
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -70,6 +72,12 @@ class Storage(Protocol):
     def download(self, key: str, dest: Path) -> None: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
     def delete(self, key: str) -> None: ...
+    def delete_owner(self, owner: str) -> int: ...
+
+    # Whether retention deletes expired uploads here (the local store), or the
+    # bucket's lifecycle rule does (S3: the functions' IAM policy grants no delete).
+    @property
+    def deletes_expired_uploads(self) -> bool: ...
 
 
 # --- keys: one set of rules for both stores ------------------------------------
@@ -330,7 +338,45 @@ class LocalStorage:
             Path(tmp).unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # its <uuid>/ folder, once empty (one upload's own)
+            path.parent.rmdir()
+
+    def delete_owner(self, owner: str) -> int:
+        """Delete every object under the owner's prefix; how many files went (idempotent)."""
+        folder = self.root / self.prefix / owner_id(owner)
+        count = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+        shutil.rmtree(folder, ignore_errors=True)
+        return count
+
+    @property
+    def deletes_expired_uploads(self) -> bool:
+        return True
+
+    def uploads(self, after: str = "") -> Iterator[tuple[str, float, Path]]:
+        """(key, mtime, path) of every file under the upload prefix, owner folders in order
+        (only those named after `after`, to resume a pass).
+
+        Left-over `.part-` files of an interrupted write are listed too, under the
+        key of the folder they sit in plus their own name (which no job can name).
+        """
+        base = self.root / self.prefix
+        if not base.is_dir():
+            return
+        for owner_dir in sorted(base.iterdir()):
+            if not owner_dir.is_dir() or owner_dir.name <= after:
+                continue
+            for unique in sorted(owner_dir.iterdir()):
+                if not unique.is_dir():
+                    continue
+                for path in unique.iterdir():
+                    try:
+                        mtime = path.stat().st_mtime
+                    except FileNotFoundError:
+                        continue
+                    key = f"{self.prefix}/{owner_dir.name}/{unique.name}/{path.name}"
+                    yield key, mtime, path
 
 
 def local_secret(root: Path) -> bytes:
@@ -463,6 +509,38 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
+
+    def delete_owner(self, owner: str, page_size: int = 1000) -> int:
+        """Delete every object under the owner's prefix, a page (at most 1000) a request;
+        how many went.
+
+        Needs s3:ListBucket and s3:DeleteObject: run by an operator (`soundcheck owner
+        purge`), not by the functions, whose policy grants no delete.
+        """
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket,
+            Prefix=f"{self.prefix}/{owner_id(owner)}/",
+            PaginationConfig={"PageSize": page_size},
+        )
+        count = 0
+        for page in pages:
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if not keys:
+                continue
+            answer = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+            )
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise RuntimeError(
+                    f"S3 refused to delete {len(answer['Errors'])} objects: {first.get('Code')}"
+                )
+            count += len(keys)
+        return count
+
+    @property
+    def deletes_expired_uploads(self) -> bool:
+        return False  # the bucket's lifecycle rule does (docs/deploy.md)
 
 
 def storage_from_settings(settings: Settings) -> Storage:

@@ -73,6 +73,7 @@ def documented_commands() -> list[tuple[str, list[str]]]:
     for path in DOCS:
         for line, in_block in _code(_text(path)):
             line = line.split("  #", 1)[0].strip()
+            line = re.split(r"\s[|>]\s", line, maxsplit=1)[0]  # a pipe or redirect after it
             # a command line: optional VAR=value prefixes, then the command itself
             match = re.match(r"(?:[A-Z_]+=\S+\s+)*(?:\.venv/bin/)?soundcheck ([a-z].*)$", line)
             if not match or "[" in match.group(1) or "..." in match.group(1):

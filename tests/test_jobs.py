@@ -564,7 +564,14 @@ def test_reconcile_candidates_are_old_unfinished_jobs(store: JobStore, owner: st
 
 def test_counts_per_status(store: JobStore, owner: str) -> None:
     before = store.counts()
-    assert set(before) == {"queued", "processing", "completed", "failed", "cancelled"}  # DESIGN
+    assert set(before) == {  # DESIGN
+        "queued",
+        "processing",
+        "completed",
+        "failed",
+        "cancelled",
+        "expired",
+    }
     a, _ = store.create(spec(owner))
     b, _ = store.create(spec(owner))
     store.start(b.id, 1, 1)

@@ -74,3 +74,19 @@ def test_require_names_the_missing_variable() -> None:
 def test_sample_rate_bounds_are_consistent() -> None:
     with pytest.raises(SettingsError, match="MIN_SAMPLE_RATE"):
         load({"SOUNDCHECK_MIN_SAMPLE_RATE": "96000", "SOUNDCHECK_MAX_SAMPLE_RATE": "48000"})
+
+
+def test_retention_days_default_and_zero_keeps_forever() -> None:
+    s = load({})
+    assert (s.upload_retention_days, s.result_retention_days) == (30, 365)
+    s = load({"SOUNDCHECK_UPLOAD_RETENTION_DAYS": "0", "SOUNDCHECK_RESULT_RETENTION_DAYS": "7"})
+    assert (s.upload_retention_days, s.result_retention_days) == (0, 7)
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "30d", "abc", "inf", "١٢", "36501"])
+@pytest.mark.parametrize(
+    "name", ["SOUNDCHECK_UPLOAD_RETENTION_DAYS", "SOUNDCHECK_RESULT_RETENTION_DAYS"]
+)
+def test_bad_retention_days_are_a_settings_error(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"{name}=.* is invalid: must be"):
+        load({name: value})

@@ -25,7 +25,7 @@ from typing import IO, Any
 from chalice.local import LocalChalice
 
 from chalicelib import deps as deps_module
-from chalicelib import logs, sweeper
+from chalicelib import logs, retention, sweeper
 from chalicelib import settings as settings_module
 from chalicelib.local.processes import Supervisor
 from chalicelib.local.server import app_preflight, make_server
@@ -292,8 +292,11 @@ class LocalStack:
 
     def _sweep_forever(self, period_s: float) -> None:
         assert self._deps is not None
+        retention_due = retention.Every()
         while not self._stop.wait(period_s):
             sweeper.sweep_logged(self._deps)  # a failure is logged; the next period retries
+            if retention_due.due():
+                retention.sweep_logged(self._deps)
 
     # --- run and stop -----------------------------------------------------------------
 

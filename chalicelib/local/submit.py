@@ -124,7 +124,7 @@ def run(
 
 
 def _print_outcome(job: dict[str, Any], title: str | None, as_json: bool, out: TextIO) -> int:
-    if job["status"] in ("failed", "cancelled"):
+    if job["status"] in ("failed", "cancelled", "expired"):
         error = job.get("error") or {}
         reason = f": {error.get('message')} [{error.get('code')}]" if error else ""
         print(f"job {job['jobId']} {job['status']}{reason}", file=sys.stderr)

@@ -17,7 +17,7 @@ import threading
 import time
 from types import FrameType
 
-from chalicelib import consumer, logs, sweeper
+from chalicelib import consumer, logs, retention, sweeper
 from chalicelib.deps import Deps, redis_url_hash
 from chalicelib.local.processes import die_with_parent
 from chalicelib.webhooks import deliver as webhooks
@@ -47,9 +47,12 @@ def run(
     )
     webhooks.start_thread(deps, stop)  # callback events, beside the analysis
     next_sweep = time.monotonic()
+    retention_due = retention.Every()
     while not stop.is_set():
         if sweep_seconds and time.monotonic() >= next_sweep:
             sweeper.sweep_logged(deps, me)
+            if retention_due.due():
+                retention.sweep_logged(deps, me)
             next_sweep = time.monotonic() + sweep_seconds
         result = consumer.drain(deps, me, consumer.forever, should_stop=stop.is_set)
         if stop.is_set():

@@ -24,10 +24,17 @@ function statusView(job, onRetry) {
     return h('div', { class: 'status-box failed', role: 'alert' },
       h('p', {}, h('span', { class: 'badge badge-failed' }, 'failed'), ' ', api.jobErrorMessage(job.error)),
       job.error?.message ? h('p', { class: 'muted' }, `Detail: ${job.error.message}`) : null,
-      h('button', { type: 'button', class: 'primary', onclick: onRetry }, 'Retry'));
+      job.uploadsExpiredAt
+        ? h('p', { class: 'muted' }, 'Its upload was deleted by retention: upload the track again to retry.')
+        : h('button', { type: 'button', class: 'primary', onclick: onRetry }, 'Retry'));
   }
   if (job.status === 'cancelled') {
     return h('div', { class: 'status-box', role: 'status' }, h('p', {}, h('span', { class: 'badge' }, 'cancelled')));
+  }
+  if (job.status === 'expired') {
+    return h('div', { class: 'status-box', role: 'status' },
+      h('p', {}, h('span', { class: 'badge badge-expired' }, 'expired'),
+        ` The report was deleted by retention on ${when(job.resultExpiredAt)}. Upload the track again for a new one.`));
   }
   return null;
 }

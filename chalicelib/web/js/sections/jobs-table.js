@@ -5,6 +5,7 @@ import { when } from '../format.js';
 
 export const STATUS_TEXT = {
   queued: 'queued', processing: 'processing', completed: 'completed', failed: 'failed', cancelled: 'cancelled',
+  expired: 'expired',
 };
 
 export function jobLabel(job) {

@@ -1,0 +1,110 @@
+"""Removing everything of one owner: jobs, uploads, results, share links, API keys.
+
+`soundcheck owner purge OWNER` runs `purge_owner`. In order, each step safe to
+run again:
+
+1. revoke the owner's keys (committed at once: no new job can arrive meanwhile);
+2. take the owner's jobs off the queue (a consumer still analysing one is refused
+   its next lease renewal; its writes match no row once step 3 is done);
+3. one transaction: delete the share links, the jobs (results with them), the
+   keys, and record the purge in the audit table;
+4. delete the owner's whole upload prefix from storage (so uploads no job names
+   go too).
+
+A crash anywhere leaves a state the next run finishes: before 3 commits the rows are
+all still there; after it, step 4 deletes by prefix and needs no row to know what.
+The audit table keeps its entries (the record of who did what, this purge
+included); it holds owner ids, not the owner's data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pg8000.native
+
+from chalicelib.jobs import _fetch
+
+if TYPE_CHECKING:
+    from chalicelib.deps import Deps
+    from chalicelib.jobs import JobStore
+
+
+@dataclass(frozen=True)
+class OwnerHoldings:
+    """What an owner has in Postgres (for the confirmation prompt)."""
+
+    jobs: int
+    shares: int
+    keys: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What one purge removed: rows, queue entries and stored objects."""
+
+    owner: str
+    jobs: int = 0
+    shares: int = 0
+    keys: int = 0
+    queue_entries: int = 0
+    uploads: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def holdings(jobs: JobStore, owner: str) -> OwnerHoldings:
+    """Counts of the owner's jobs, share links and API keys."""
+    row = jobs._rows(
+        "SELECT (SELECT count(*) FROM jobs WHERE owner = :owner) AS jobs,"
+        " (SELECT count(*) FROM shares WHERE owner = :owner) AS shares,"
+        " (SELECT count(*) FROM api_keys WHERE owner = :owner) AS keys",
+        owner=owner,
+    )[0]
+    return OwnerHoldings(int(row["jobs"]), int(row["shares"]), int(row["keys"]))
+
+
+def purge_owner(deps: Deps, owner: str, actor: str) -> PurgeReport:
+    """Remove everything of `owner` (steps above); `actor` is who asked, for the audit."""
+    if not isinstance(owner, str) or not owner:
+        raise ValueError("owner must be a non-empty string")
+    jobs = deps.jobs
+    jobs._rows(
+        "UPDATE api_keys SET revoked_at = now() WHERE owner = :owner AND revoked_at IS NULL",
+        owner=owner,
+    )
+    ids = [
+        row["id"]
+        for row in jobs._rows(
+            "SELECT CAST(id AS text) AS id FROM jobs WHERE owner = :owner", owner=owner
+        )
+    ]
+    dequeued = sum(1 for job_id in ids if deps.queue.remove(job_id))
+
+    def work(conn: pg8000.native.Connection) -> tuple[int, int, int]:
+        shares = _fetch(
+            conn, "DELETE FROM shares WHERE owner = :owner RETURNING id", {"owner": owner}
+        )
+        gone = _fetch(conn, "DELETE FROM jobs WHERE owner = :owner RETURNING id", {"owner": owner})
+        keys = _fetch(
+            conn, "DELETE FROM api_keys WHERE owner = :owner RETURNING key_hash", {"owner": owner}
+        )
+        counts = {"jobs": len(gone), "shares": len(shares), "keys": len(keys)}
+        conn.run(
+            "INSERT INTO audit (actor, action, target, detail)"
+            " VALUES (:actor, 'owner.purge', :owner, CAST(:detail AS jsonb))",
+            actor=actor,
+            owner=owner,
+            detail=json.dumps(counts | {"queueEntries": dequeued}),
+        )
+        return len(gone), len(shares), len(keys)
+
+    removed_jobs, removed_shares, removed_keys = jobs._unit(work)
+    uploads = deps.storage.delete_owner(owner)
+    return PurgeReport(owner, removed_jobs, removed_shares, removed_keys, dequeued, uploads)
