@@ -234,7 +234,8 @@ def _owner_purge(args: argparse.Namespace) -> int:
     else:
         print(
             f"purged owner {args.owner!r}: {report.jobs} jobs, {report.shares} share links, "
-            f"{report.keys} API keys, {report.queue_entries} queue entries, "
+            f"{report.keys} API keys, {report.webhook_secrets} webhook secrets, "
+            f"{report.queue_entries} queue entries, "
             f"{report.uploads} uploaded files"
         )
     return 0

@@ -6,8 +6,9 @@ run again:
 1. revoke the owner's keys (committed at once: no new job can arrive meanwhile);
 2. take the owner's jobs off the queue (a consumer still analysing one is refused
    its next lease renewal; its writes match no row once step 3 is done);
-3. one transaction: delete the share links, the jobs (results with them), the
-   keys, and record the purge in the audit table;
+3. one transaction: delete the share links, the jobs (results and callback
+   deliveries with them), the keys, the webhook signing secret, and record the
+   purge in the audit table;
 4. delete the owner's whole upload prefix from storage (so uploads no job names
    go too).
 
@@ -25,11 +26,20 @@ from typing import TYPE_CHECKING, Any
 
 import pg8000.native
 
-from chalicelib.jobs import _fetch
-
 if TYPE_CHECKING:
     from chalicelib.deps import Deps
     from chalicelib.jobs import JobStore
+
+
+# (count, table) in the order they are deleted: shares before jobs (they would go with
+# them, uncounted); a job's callback deliveries go with it, any left over by owner after.
+_TABLES = (
+    ("shares", "shares"),
+    ("jobs", "jobs"),
+    ("keys", "api_keys"),
+    ("webhook_secrets", "webhook_secrets"),
+    ("webhook_deliveries", "webhook_deliveries"),
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class PurgeReport:
     jobs: int = 0
     shares: int = 0
     keys: int = 0
+    webhook_secrets: int = 0
     queue_entries: int = 0
     uploads: int = 0
 
@@ -87,24 +98,28 @@ def purge_owner(deps: Deps, owner: str, actor: str) -> PurgeReport:
     ]
     dequeued = sum(1 for job_id in ids if deps.queue.remove(job_id))
 
-    def work(conn: pg8000.native.Connection) -> tuple[int, int, int]:
-        shares = _fetch(
-            conn, "DELETE FROM shares WHERE owner = :owner RETURNING id", {"owner": owner}
-        )
-        gone = _fetch(conn, "DELETE FROM jobs WHERE owner = :owner RETURNING id", {"owner": owner})
-        keys = _fetch(
-            conn, "DELETE FROM api_keys WHERE owner = :owner RETURNING key_hash", {"owner": owner}
-        )
-        counts = {"jobs": len(gone), "shares": len(shares), "keys": len(keys)}
+    def work(conn: pg8000.native.Connection) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for field, table in _TABLES:
+            conn.run(f"DELETE FROM {table} WHERE owner = :owner", owner=owner)
+            counts[field] = max(conn.row_count, 0)
         conn.run(
             "INSERT INTO audit (actor, action, target, detail)"
             " VALUES (:actor, 'owner.purge', :owner, CAST(:detail AS jsonb))",
             actor=actor,
             owner=owner,
-            detail=json.dumps(counts | {"queueEntries": dequeued}),
+            detail=json.dumps(counts | {"queue_entries": dequeued}),
         )
-        return len(gone), len(shares), len(keys)
+        return counts
 
-    removed_jobs, removed_shares, removed_keys = jobs._unit(work)
+    counts = jobs._unit(work)
     uploads = deps.storage.delete_owner(owner)
-    return PurgeReport(owner, removed_jobs, removed_shares, removed_keys, dequeued, uploads)
+    return PurgeReport(
+        owner,
+        jobs=counts["jobs"],
+        shares=counts["shares"],
+        keys=counts["keys"],
+        webhook_secrets=counts["webhook_secrets"],
+        queue_entries=dequeued,
+        uploads=uploads,
+    )

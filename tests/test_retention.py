@@ -27,6 +27,7 @@ from chalicelib.deps import Deps
 from chalicelib.jobs import Job, JobSpec, UploadsExpired
 from chalicelib.shares import ShareStore
 from chalicelib.storage import LocalStorage, S3Storage, new_key, owner_id
+from chalicelib.webhooks.store import WebhookStore
 from tests.pipeline_support import (
     app_http,
     build_deps,
@@ -411,7 +412,8 @@ def test_every_gates_by_period() -> None:
 
 
 def owner_with_everything(service: Deps) -> tuple[str, list[Job], list[str]]:
-    """An owner with a completed job (shared), a failed one, a queued one, keys, an orphan."""
+    """An owner with a completed job (shared), a failed one, a queued one, keys, a webhook
+    secret and an upload never submitted."""
     owner = new_owner()
     done = make_job(service, owner, ended_days_ago=1, reference=True)
     ShareStore(service.jobs).create(done.id, owner)
@@ -421,6 +423,7 @@ def owner_with_everything(service: Deps) -> tuple[str, list[Job], list[str]]:
         make_job(service, owner, status="queued", ended_days_ago=None),
     ]
     keys = [service.jobs.create_api_key(owner) for _ in range(2)]
+    WebhookStore(service.jobs).secret(owner)
     put_upload(service, owner, b"never submitted")
     return owner, jobs, keys
 
@@ -431,6 +434,9 @@ def state_of(service: Deps, owner: str, jobs: list[Job]) -> dict[str, Any]:
     folder = storage.root / "uploads" / owner_id(owner)
     return {
         "holdings": purge.holdings(service.jobs, owner).to_dict(),
+        "secrets": service.jobs._rows(
+            "SELECT count(*) AS n FROM webhook_secrets WHERE owner = :o", o=owner
+        )[0]["n"],
         "queued": service.queue.states([j.id for j in jobs]),
         "files": sorted(p.name for p in folder.rglob("*") if p.is_file()),
     }
@@ -448,11 +454,13 @@ def test_purge_removes_everything_of_one_owner_and_nothing_of_another(service: D
         "jobs": 3,
         "shares": 1,
         "keys": 2,
+        "webhook_secrets": 1,
         "queue_entries": 1,  # the queued job; the finished ones had left the queue
         "uploads": 5,  # 3 mains, a reference, the never-submitted one
     }
     after = state_of(service, owner, jobs)
     assert after["holdings"] == {"jobs": 0, "shares": 0, "keys": 0}
+    assert after["secrets"] == 0
     assert set(after["queued"].values()) == {None} and after["files"] == []
     assert all(service.jobs.get(j.id) is None for j in jobs)
     assert all(service.jobs.owner_for_key(k) is None for k in keys)
@@ -529,7 +537,7 @@ def test_owner_purge_command_needs_yes_without_a_terminal(
     done = cli(env, "owner", "purge", owner, "--yes")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
-        f"purged owner {owner!r}: 3 jobs, 1 share links, 2 API keys, "
+        f"purged owner {owner!r}: 3 jobs, 1 share links, 2 API keys, 1 webhook secrets, "
         "1 queue entries, 5 uploaded files"
     )
     again = cli(env, "owner", "purge", owner, "--yes", "--json")
