@@ -1,4 +1,5 @@
-"""Removing everything of one owner: jobs, uploads, results, share links, API keys.
+"""Removing everything of one owner: jobs, uploads, results, share links, API keys,
+webhook secret, usage counts.
 
 `soundcheck owner purge OWNER` runs `purge_owner`. In order, each step safe to
 run again:
@@ -6,9 +7,9 @@ run again:
 1. revoke the owner's keys (committed at once: no new job can arrive meanwhile);
 2. take the owner's jobs off the queue (a consumer still analysing one is refused
    its next lease renewal; its writes match no row once step 3 is done);
-3. one transaction: delete the share links, the jobs (results and callback
-   deliveries with them), the keys, the webhook signing secret, and record the
-   purge in the audit table;
+3. one transaction: delete the share links, the jobs (results, callback deliveries
+   and the console's attempt history with them), the keys, the webhook signing
+   secret, the console's usage row, and record `owner.purge` in the audit table;
 4. delete the owner's whole upload prefix from storage (so uploads no job names
    go too).
 
@@ -20,11 +21,12 @@ included); it holds owner ids, not the owner's data.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pg8000.native
+
+from chalicelib.audit import Action
 
 if TYPE_CHECKING:
     from chalicelib.deps import Deps
@@ -39,6 +41,7 @@ _TABLES = (
     ("keys", "api_keys"),
     ("webhook_secrets", "webhook_secrets"),
     ("webhook_deliveries", "webhook_deliveries"),
+    ("usage", "owner_usage"),  # the console's per-owner counts (after jobs: they keep it)
 )
 
 
@@ -103,13 +106,7 @@ def purge_owner(deps: Deps, owner: str, actor: str) -> PurgeReport:
         for field, table in _TABLES:
             conn.run(f"DELETE FROM {table} WHERE owner = :owner", owner=owner)
             counts[field] = max(conn.row_count, 0)
-        conn.run(
-            "INSERT INTO audit (actor, action, target, detail)"
-            " VALUES (:actor, 'owner.purge', :owner, CAST(:detail AS jsonb))",
-            actor=actor,
-            owner=owner,
-            detail=json.dumps(counts | {"queue_entries": dequeued}),
-        )
+        Action(actor, "owner.purge", owner).write(conn, **counts, queue_entries=dequeued)
         return counts
 
     counts = jobs._unit(work)

@@ -175,6 +175,10 @@ def test_results_expire_after_m_days_and_nothing_else_changes(
         still = service.jobs.get(job.id)
         assert still is not None and still.status == status and still.result_expired_at is None
     assert shares.open(recent_token)["result"] == RESULT
+    usage = service.jobs._rows(
+        "SELECT completed, expired FROM owner_usage WHERE owner = :o", o=old.owner
+    )
+    assert usage == [{"completed": 1, "expired": 1}]  # the console's counts follow
     with pytest.raises(Exception, match="invalid or has expired"):
         shares.open(old_token)
     assert shares.list(old.id, old.owner) == []  # the link itself is deleted
@@ -437,6 +441,9 @@ def state_of(service: Deps, owner: str, jobs: list[Job]) -> dict[str, Any]:
         "secrets": service.jobs._rows(
             "SELECT count(*) AS n FROM webhook_secrets WHERE owner = :o", o=owner
         )[0]["n"],
+        "usage": service.jobs._rows(
+            "SELECT count(*) AS n FROM owner_usage WHERE owner = :o", o=owner
+        )[0]["n"],
         "queued": service.queue.states([j.id for j in jobs]),
         "files": sorted(p.name for p in folder.rglob("*") if p.is_file()),
     }
@@ -460,7 +467,7 @@ def test_purge_removes_everything_of_one_owner_and_nothing_of_another(service: D
     }
     after = state_of(service, owner, jobs)
     assert after["holdings"] == {"jobs": 0, "shares": 0, "keys": 0}
-    assert after["secrets"] == 0
+    assert after["secrets"] == 0 and after["usage"] == 0
     assert set(after["queued"].values()) == {None} and after["files"] == []
     assert all(service.jobs.get(j.id) is None for j in jobs)
     assert all(service.jobs.owner_for_key(k) is None for k in keys)
