@@ -375,7 +375,7 @@ def owners(store: JobStore, page: Page) -> tuple[list[dict[str, Any]], str | Non
         " SELECT owner FROM owner_usage WHERE CAST(:after AS text) IS NULL OR owner > :after"
         " UNION SELECT owner FROM api_keys WHERE CAST(:after AS text) IS NULL OR owner > :after"
         " ORDER BY owner LIMIT :limit)"
-        " SELECT n.owner, u.queued, u.processing, u.completed, u.failed, u.cancelled,"
+        " SELECT n.owner, u.queued, u.processing, u.completed, u.failed, u.cancelled, u.expired,"
         " u.audio_seconds, u.last_submitted_at,"
         " (SELECT CASE WHEN bool_or(k.role = 'admin') THEN 'admin' ELSE min(k.role) END"
         "  FROM api_keys k WHERE k.owner = n.owner AND k.revoked_at IS NULL"

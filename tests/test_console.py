@@ -497,6 +497,7 @@ def test_owners_show_usage_and_role_in_name_order(http: Any, service: Deps) -> N
         "completed": 1,
         "failed": 1,
         "cancelled": 0,
+        "expired": 0,
     }
     assert busy["audioSeconds"] == pytest.approx(1.0, abs=0.01)
     assert (
