@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv test demo lint format clean bench-queue bench-analysis bench-import bench-pipeline bench-storm layer package
+.PHONY: help venv test demo lint format clean bench-queue bench-analysis bench-import bench-pipeline bench-storm bench-console layer package
 
 help:
 	@echo "make demo   - set up and analyse one track through the HTTP API, queue, consumer and Postgres"
@@ -65,6 +65,10 @@ bench-pipeline: $(STAMP)
 # N submissions from C clients through HTTP, direct Postgres and through PgBouncer (pool 10)
 bench-storm: $(STAMP)
 	$(BIN)/python -P bench/storm.py $(BENCH_ARGS)
+
+# the admin console's routes against a table of 10,000 jobs (REDIS_URL / DATABASE_URL)
+bench-console: $(STAMP)
+	$(BIN)/python -P bench/console.py $(BENCH_ARGS)
 
 # --- AWS (offline) ---
 layer: $(STAMP)

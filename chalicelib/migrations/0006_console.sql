@@ -12,7 +12,9 @@
 ALTER TABLE jobs ADD COLUMN consumer text;
 ALTER TABLE jobs ADD COLUMN run_after timestamptz;
 
--- GET /api/admin/jobs: by state or by error code, newest first, keyset paged.
+-- GET /api/admin/jobs: all, by state or by error code, newest first, keyset paged
+-- (by owner: jobs_owner_created, migration 0001).
+CREATE INDEX jobs_created ON jobs (created_at DESC, id DESC);
 CREATE INDEX jobs_status_created ON jobs (status, created_at DESC, id DESC);
 CREATE INDEX jobs_error_created ON jobs (error_code, created_at DESC, id DESC)
     WHERE error_code IS NOT NULL;
