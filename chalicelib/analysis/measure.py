@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from chalicelib.analysis import (
+    allocator,
     channels,
     clips,
     dynamics,
@@ -101,6 +102,7 @@ def measure_stream(
     Raises AnalysisError: invalid_samples (NaN/inf), empty_audio, too_long, and
     the limits' codes for the stream's rate and channels.
     """
+    allocator.reuse_freed_memory()
     info = stream.info
     limits = limits or Limits()
     limits.check_format(info.channels, info.sample_rate)
