@@ -85,33 +85,40 @@ def sweep(
     """Expire results, then uploads, then local orphans, until done or `budget_s` is spent."""
     settings = deps.settings
     deadline = clock() + budget_s
+
+    def out_of_time() -> bool:
+        return clock() >= deadline
+
     results = shares = upload_jobs = uploads = orphans = 0
     finished = True
     if settings.result_retention_days:
-        while True:
-            done, links = expire_results(deps.jobs, settings.result_retention_days, batch)
-            results, shares = results + done, shares + links
-            if done < batch:
-                break
-            if clock() >= deadline:
-                finished = False
-                break
-    if settings.upload_retention_days and finished:
-        while True:
-            done, deleted = expire_uploads(
-                deps.jobs, deps.storage, settings.upload_retention_days, batch
-            )
-            upload_jobs, uploads = upload_jobs + done, uploads + deleted
-            if done < batch:
-                break
-            if clock() >= deadline:
-                finished = False
-                break
-    if settings.upload_retention_days and finished and isinstance(deps.storage, LocalStorage):
-        orphans, finished = sweep_orphans(
-            deps.jobs, deps.storage, settings.upload_retention_days, lambda: clock() >= deadline
+        days = settings.result_retention_days
+        results, shares, finished = _in_batches(
+            lambda: expire_results(deps.jobs, days, batch), batch, out_of_time
         )
+    if settings.upload_retention_days and finished:
+        days = settings.upload_retention_days
+        upload_jobs, uploads, finished = _in_batches(
+            lambda: expire_uploads(deps.jobs, deps.storage, days, batch), batch, out_of_time
+        )
+        if finished and isinstance(deps.storage, LocalStorage):
+            orphans, finished = sweep_orphans(deps.jobs, deps.storage, days, out_of_time)
     return RetentionReport(results, shares, upload_jobs, uploads, orphans, finished)
+
+
+def _in_batches(
+    step: Callable[[], tuple[int, int]], batch: int, out_of_time: Callable[[], bool]
+) -> tuple[int, int, bool]:
+    """Run `step` (-> jobs, other count) until a batch comes back short or time is out:
+    (jobs, other, finished)."""
+    jobs = other = 0
+    while True:
+        done, more = step()
+        jobs, other = jobs + done, other + more
+        if done < batch:
+            return jobs, other, True
+        if out_of_time():
+            return jobs, other, False
 
 
 def sweep_logged(deps: Deps, who: str | None = None) -> RetentionReport | None:

@@ -41,6 +41,7 @@ from tests.pipeline_support import (
     settings_for,
     wav_bytes,
 )
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = {"schemaVersion": 2, "comparison": {"score": 87}, "waveform": [0.1, 0.2]}
@@ -618,3 +619,26 @@ def test_on_s3_the_sweep_marks_rows_and_leaves_objects_to_the_lifecycle_rule(
         assert d.jobs.get(old.id).uploads_expired_at is not None  # type: ignore[union-attr]
     finally:
         d.close()
+
+
+def test_a_worker_with_its_own_sweeper_runs_retention(service: Deps) -> None:
+    """`soundcheck worker` (and the local stack's sweeper thread, the same two calls)."""
+    from chalicelib.local import worker
+
+    job = make_job(service, ended_days_ago=400)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=worker.run, args=(service, stop), kwargs={"sweep_seconds": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        wait_until(
+            lambda: service.jobs.get(job.id).status == "expired",  # type: ignore[union-attr]
+            timeout=30,
+            what="the worker's sweeper to expire the job",
+        )
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert not service.storage.exists(job.file_key)
