@@ -55,6 +55,7 @@ def _submit(args: argparse.Namespace) -> int:
         reference=args.reference,
         as_json=args.json,
         timeout=args.timeout,
+        callback_url=args.callback_url,
     )
 
 
@@ -316,6 +317,11 @@ def add_commands(subparsers: Any) -> None:
         type=float,
         default=600.0,
         help="seconds to follow the job (it keeps running after; `soundcheck status ID --wait`)",
+    )
+    p.add_argument(
+        "--callback-url",
+        metavar="URL",
+        help="also POST a signed job.completed / job.failed event here (docs/api.md, Callbacks)",
     )
     p.set_defaults(func=_submit)
 

@@ -3,7 +3,10 @@ receiver on 127.0.0.1 that verifies what it gets with the snippet docs/api.md sh
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +106,26 @@ def test_the_local_stack_refuses_private_callbacks(api: tuple[Client, Path]) -> 
         with pytest.raises(ClientError) as refused:
             _submit(client, data_dir, url, wav_bytes(0.2))
         assert refused.value.code == "callback_url_forbidden"
+
+
+def _cli_submit(client: Client, path: Path, callback: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "chalicelib.cli", "submit", str(path), "--json"]
+    argv += ["--api", client.base_url, "--api-key", client.api_key, "--callback-url", callback]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=180)
+
+
+def test_soundcheck_submit_takes_a_callback_url(api: tuple[Client, Path]) -> None:
+    client, data_dir = api
+    path = data_dir / "cli-mix.wav"
+    path.write_bytes(wav_bytes(0.5))
+    with receiver(200) as hook:
+        done = _cli_submit(client, path, hook.url)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)  # --json prints the result
+        wait_until(lambda: hook.requests, timeout=60, what="the CLI job's event")
+        event = hook.requests[0].event()
+        assert event["type"] == "job.completed"
+        assert event["data"]["score"] == result["comparison"]["score"]
+    refused = _cli_submit(client, path, "http://169.254.169.254/latest/")
+    assert refused.returncode == 2
+    assert "169.254.169.254" in refused.stderr and "Traceback" not in refused.stderr

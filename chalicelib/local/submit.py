@@ -85,6 +85,7 @@ def run(
     out: TextIO = sys.stdout,
     command: str = "submit",
     on_interrupt_hint: bool = True,
+    callback_url: str | None = None,
 ) -> int:
     """Exit code: 0 completed, 1 the job failed, 2 refused or unreachable, 130 Ctrl-C.
 
@@ -102,7 +103,11 @@ def run(
         file_key = client.upload(file)
         reference_key = client.upload(reference) if reference else None
         accepted = client.submit(
-            file_key, genre=genre, reference_file_key=reference_key, file_name=file.name
+            file_key,
+            genre=genre,
+            reference_file_key=reference_key,
+            file_name=file.name,
+            callback_url=callback_url,
         )
         job_id = str(accepted["jobId"])
         print(f"submitted {file.name} as job {job_id}", file=sys.stderr)
