@@ -43,6 +43,7 @@ _STATE_SQL = {
     " AND NOT COALESCE(error_code = ANY(CAST(:exhausted AS text[])), false)",
     "dead": "status = 'failed' AND COALESCE(error_code = ANY(CAST(:exhausted AS text[])), false)",
     "cancelled": "status = 'cancelled'",
+    "expired": "status = 'expired'",
 }
 
 
@@ -322,6 +323,7 @@ def overview(store: JobStore, queue: Queue) -> dict[str, Any]:
             "failed": int(counts["failed"]),
             "dead": int(stats["dead"]),
             "cancelled": int(counts["cancelled"]),
+            "expired": int(counts.get("expired", 0)),
         },
         "queue": {
             "name": stats["name"],
@@ -371,11 +373,11 @@ def owners(store: JobStore, page: Page) -> tuple[list[dict[str, Any]], str | Non
         if not isinstance(after, str):
             raise bad_request("invalid_field", "cursor must be the `next` of an earlier page")
     rows = store._rows(
-        "WITH names AS ("
+        f"WITH names AS ("
         " SELECT owner FROM owner_usage WHERE CAST(:after AS text) IS NULL OR owner > :after"
         " UNION SELECT owner FROM api_keys WHERE CAST(:after AS text) IS NULL OR owner > :after"
         " ORDER BY owner LIMIT :limit)"
-        " SELECT n.owner, u.queued, u.processing, u.completed, u.failed, u.cancelled, u.expired,"
+        f" SELECT n.owner, {', '.join('u.' + status for status in rules.STATUSES)},"
         " u.audio_seconds, u.last_submitted_at,"
         " (SELECT CASE WHEN bool_or(k.role = 'admin') THEN 'admin' ELSE min(k.role) END"
         "  FROM api_keys k WHERE k.owner = n.owner AND k.revoked_at IS NULL"

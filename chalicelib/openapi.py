@@ -18,7 +18,7 @@ from chalicelib import api, errors, rules
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
 _NULLABLE_COUNT: dict[str, Any] = {"type": ["integer", "null"], "minimum": 0}
-_COUNTS = ("queued", "processing", "delayed", "completed", "failed", "dead", "cancelled")
+_COUNTS = ("queued", "processing", "delayed", "completed", "failed", "dead", "cancelled", "expired")
 _ERROR_DETAIL: dict[str, Any] = {
     "type": "object",
     "required": ["code", "message"],

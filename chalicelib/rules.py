@@ -49,6 +49,7 @@ MODES: tuple[str, ...] = tuple(Mode)
 # Where a job is as the admin console lists it: a status, with `queued` split by the
 # queue into waiting and delayed (a retry's backoff), `processing` read as active, and
 # `failed` split into failed (at once: bad audio) and dead (its retries or stalls ran out).
+# Every other status is its own state.
 CONSOLE_STATES: tuple[str, ...] = (
     "waiting",
     "delayed",
@@ -57,6 +58,7 @@ CONSOLE_STATES: tuple[str, ...] = (
     "failed",
     "dead",
     "cancelled",
+    "expired",
 )
 
 MIN_PRIORITY = -1000  # higher runs first

@@ -222,6 +222,7 @@ def test_the_overview_counts_states_and_draws_the_last_24_hours(http: Any, servi
         "failed": 1,
         "dead": 1,  # bad audio fails for good: the queue buries it too
         "cancelled": 0,
+        "expired": 0,
     }
     assert body["paused"] is True and body["queue"]["waiting"] == 1
     busy = body["consumers"][0]
@@ -651,3 +652,17 @@ def test_a_pause_redis_refuses_leaves_no_audit_row(http: Any, service: Deps) -> 
     finally:
         service.queue = working
     assert audit_rows(service) == [] and not working.is_paused()
+
+
+def test_an_expired_job_is_a_state_of_its_own(http: Any, service: Deps) -> None:
+    """Retention deleted its result (status `expired`): listed and counted as such."""
+    admin = key_headers(service, Role.ADMIN)
+    job = submit(service)
+    assert drain(service, max_jobs=1).completed == 1
+    service.jobs._rows(
+        "UPDATE jobs SET status = 'expired', result = NULL WHERE id = CAST(:id AS uuid)", id=job.id
+    )
+    (row,) = listed(http, admin, "?state=expired")["jobs"]
+    assert (row["jobId"], row["state"], row["status"]) == (job.id, "expired", "expired")
+    counts = json_body(http.get("/api/admin/overview", headers=admin))["counts"]
+    assert (counts["completed"], counts["expired"]) == (0, 1)
