@@ -1,11 +1,10 @@
 // soundcheck's web app: wires the sections into the router. The admin console's item
-// shows only once GET /api/me has said the key is an admin's.
+// shows only once GET /api/me has said the key is an admin's; the console and the API
+// page are loaded on first visit (most visitors never open them).
 
 import * as me from './me.js';
 import { navItem, refreshNav, route, signInSection, start } from './router.js';
 import * as session from './session.js';
-import { admin } from './sections/admin.js';
-import { apiPage } from './sections/api-page.js';
 import { compare } from './sections/compare.js';
 import { home } from './sections/home.js';
 import { job } from './sections/job.js';
@@ -14,14 +13,19 @@ import { signin } from './sections/signin.js';
 
 session.signInFromFragment();
 
+/** A section whose module is imported on its first visit. */
+function lazy(title, load, needsKey = true) {
+  return { title, needsKey, render: async (...args) => (await load()).render(...args) };
+}
+
 route('/', home);
 route('/jobs/:id', job);
 route('/compare', compare);
 route('/compare/:a/:b', compare);
 route('/shared/:token', shared);
 route('/signin', signin);
-route('/admin', admin);
-route('/api', apiPage);
+route('/admin', lazy('Admin console', async () => (await import('./sections/admin.js')).admin));
+route('/api', lazy('API', async () => (await import('./sections/api-page.js')).apiPage, false));
 signInSection(signin);
 
 navItem({ label: 'Analyse', href: '#/', when: () => Boolean(session.key()) });
