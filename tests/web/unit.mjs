@@ -73,6 +73,7 @@ assert.deepEqual(columns.completed, [3, 0]);
 assert.deepEqual(columns.retried, [2, 0]);
 assert.equal(admin.detailText({ owner: 'bob', jobIds: ['aaaaaaaa-1', 'bbbbbbbb-2', 'cccccccc-3', 'd'] }), 'owner=bob, jobIds=4 (aaaaaaaa, bbbbbbbb, cccccccc, …)');
 assert.equal(admin.detailText({ filter: { state: 'failed', code: 'corrupt_file' }, n: 0 }), 'filter=(state=failed, code=corrupt_file), n=0');
+assert.deepEqual(admin.statusColumns([{ jobs: { queued: 1, expired: 2 } }, { jobs: {} }], ['queued', 'failed']), ['queued', 'failed', 'expired']);
 assert.deepEqual(admin.columnsFor('active').map(([name]) => name), ['consumer', 'lease left', 'attempt', 'progress']);
 
 // Polling: a refresh during a step runs one more step after it, never a second chain.

@@ -126,5 +126,12 @@ export function detailText(detail) {
   }).join(', ');
 }
 
+/** The status columns of the usage table: `known` in order, then any other the rows have. */
+export function statusColumns(owners, known) {
+  const extra = new Set();
+  for (const o of owners) for (const name of Object.keys(o.jobs || {})) if (!known.includes(name)) extra.add(name);
+  return [...known, ...extra];
+}
+
 /** The first 8 characters of a job id (the full one goes in the row's title). */
 export function shortId(id) { return String(id || '').slice(0, 8); }
