@@ -5,11 +5,11 @@
 /** The job lists (GET /api/admin/jobs?state=...), in the order the console offers them. */
 export const STATES = [
   ['waiting', 'Waiting'], ['active', 'Active'], ['delayed', 'Delayed'], ['failed', 'Failed'],
-  ['dead', 'Dead'], ['completed', 'Completed'], ['cancelled', 'Cancelled'],
+  ['dead', 'Dead'], ['completed', 'Completed'], ['cancelled', 'Cancelled'], ['expired', 'Expired'],
 ];
 
 /** Counts shown live, in lifecycle order (overview.counts). */
-export const COUNTS = ['queued', 'processing', 'delayed', 'completed', 'failed', 'dead', 'cancelled'];
+export const COUNTS = ['queued', 'processing', 'delayed', 'completed', 'failed', 'dead', 'cancelled', 'expired'];
 
 const UNFINISHED = new Set(['waiting', 'active', 'delayed']);
 const RETRYABLE = new Set(['failed', 'dead']);

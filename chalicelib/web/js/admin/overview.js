@@ -134,7 +134,7 @@ export function overviewPanel({ signal, onCounts, onAction, onForbidden, showLis
       h('h2', { id: 'now-h' }, 'Now'),
       h('div', { class: 'row queue-row' }, queueState, toggle),
       counts,
-      h('p', { class: 'muted small' }, 'Queued, processing, completed, failed and cancelled are the jobs\' statuses; delayed (waiting to be retried, also queued) and dead (out of the queue for good, also failed) are the queue\'s own counts.'),
+      h('p', { class: 'muted small' }, 'Queued, processing, completed, failed, cancelled and expired (result deleted by retention) are the jobs\' statuses; delayed (waiting to be retried, also queued) and dead (out of the queue for good, also failed) are the queue\'s own counts.'),
       error,
       h('h3', {}, 'Consumers'), consumers, updated),
     h('section', { 'aria-labelledby': 'day-h' },
