@@ -54,21 +54,30 @@ class Block:
         return int(self.samples.shape[1])
 
     @cached_property
-    def peaks(self) -> np.ndarray:
-        """Largest |sample| of each SUB_BLOCK frames, float32 shaped (channels,
-        ceil(n / SUB_BLOCK)); NaN where a sub-block holds a NaN. One pass, shared by
-        the finiteness check, the peak meter and the true-peak pruning."""
+    def extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(minima, maxima) of each SUB_BLOCK frames, float32 each shaped (channels,
+        ceil(n / SUB_BLOCK)); NaN where a sub-block holds a NaN. One pass shared by
+        the finiteness check, the peaks, the true-peak pruning and the waveform."""
         x = self.samples
         channels, n = x.shape
         full = n // SUB_BLOCK
-        peaks = np.empty((channels, -(-n // SUB_BLOCK)), dtype=np.float32)
+        lows = np.empty((channels, -(-n // SUB_BLOCK)), dtype=np.float32)
+        highs = np.empty_like(lows)
         if full:
             parts = x[:, : full * SUB_BLOCK].reshape(channels, full, SUB_BLOCK)
-            np.maximum(parts.max(axis=2), -parts.min(axis=2), out=peaks[:, :full])
+            parts.min(axis=2, out=lows[:, :full])
+            parts.max(axis=2, out=highs[:, :full])
         if n % SUB_BLOCK:
             tail = x[:, full * SUB_BLOCK :]
-            peaks[:, full] = np.maximum(tail.max(axis=1), -tail.min(axis=1))
-        return peaks
+            lows[:, full] = tail.min(axis=1)
+            highs[:, full] = tail.max(axis=1)
+        return lows, highs
+
+    @cached_property
+    def peaks(self) -> np.ndarray:
+        """Largest |sample| of each SUB_BLOCK frames (see extremes), shaped like them."""
+        lows, highs = self.extremes
+        return np.maximum(highs, -lows)
 
     @cached_property
     def wide(self) -> np.ndarray:

@@ -32,9 +32,14 @@ class ClipRegionAccumulator:
         self.regions: list[tuple[int, int, int]] = []  # (start frame, length, channel)
         self._open: list[tuple[int, int] | None] = [None] * channels  # run reaching block end
 
-    def add(self, block: np.ndarray) -> None:
+    def add(self, block: np.ndarray, peaks: np.ndarray | None = None) -> None:
+        """`peaks`: the largest |sample| of each channel (or of parts of it, as
+        Block.peaks): a channel whose peak is below the level is not searched."""
         n = block.shape[1]
         for c in range(self.channels):
+            if peaks is not None and n and float(peaks[c].max()) < self.level:
+                self._close(c)  # no hit: a run open at the last block's end ended there
+                continue
             magnitude = np.abs(block[c])
             hit = magnitude >= self.level
             if self.lossy:
@@ -99,7 +104,7 @@ class ClipRegionMeter:
         )
 
     def add(self, block: Block) -> None:
-        self._clips.add(block.samples)
+        self._clips.add(block.samples, block.peaks)
 
     def finish(self, result: Result) -> None:
         found = self._clips.result()

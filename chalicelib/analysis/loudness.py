@@ -102,7 +102,7 @@ class LoudnessMeter:
         if not self._used:
             self._frames += block.frames
             return
-        x = block.samples
+        x = block.wide  # shared with the other meters; lfilter would convert anyway
         if len(self._used) < x.shape[0]:
             x = x[self._used]
         y, self._state = lfilter(self._b, self._a, x, axis=-1, zi=self._state)

@@ -29,7 +29,6 @@ from chalicelib.analysis import (
     spectrum,
     spectrum_curve,
     stereo,
-    stereo_series,
     truepeak,
     waveform,
 )
@@ -52,7 +51,6 @@ METERS: tuple[Callable[[Context], Accumulator], ...] = (
     # The web app's views (issue 9), after the meters whose kept values they read.
     loudness_series.MomentarySeriesMeter,
     clips.ClipRegionMeter,
-    stereo_series.CorrelationMeter,
     spectrum_curve.SpectrumCurveMeter,
     waveform.WaveformMeter,
 )

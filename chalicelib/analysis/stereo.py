@@ -1,8 +1,9 @@
 """Stereo image of the front pair: correlation, width and left/right balance.
 
-From three sums over the whole track, accumulated block by block in float64:
-LL, RR and LR (einsum, not BLAS: OpenBLAS wakes its thread pool for each long
-dot product, and its spinning threads cost more than the sums). Correlation is
+From three sums over the whole track in float64: LL, RR and LR, added up from
+the sums of each second that stereo_series keeps for the correlation over time
+(einsum, not BLAS: OpenBLAS wakes its thread pool for each long dot product, and
+its spinning threads cost more than the sums). Correlation is
 the normalised cross product (+1 mono, 0 unrelated, -1 out of phase). Width is
 the side energy as a share of the total, scaled so that mono is 0 %, unrelated
 channels 100 % and fully out-of-phase 200 % (it equals 100 * (1 - correlation)
@@ -15,10 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from chalicelib.analysis import channels
 from chalicelib.analysis.blockwise import Block, Context, Result
+from chalicelib.analysis.stereo_series import CorrelationAccumulator
 
 
 @dataclass(frozen=True)
@@ -42,26 +42,34 @@ def stereo_image(ll: float, rr: float, lr: float) -> Stereo:
 
 
 class StereoMeter:
-    """Accumulates LL, RR and LR of the front pair (FL/FR, else the first two)."""
+    """The stereo block of the front pair (FL/FR, else the first two channels): the
+    image from LL, RR and LR over the whole track, and the views over time and of
+    the low end (stereo_series); `stereo: null` for mono."""
 
     def __init__(self, context: Context) -> None:
         self._pair = channels.front_pair(context.positions)
-        self._ll = self._rr = self._lr = 0.0
+        self._sums = CorrelationAccumulator(context.sample_rate)
 
     def add(self, block: Block) -> None:
         if self._pair is not None:
-            left, right = (block.wide[c] for c in self._pair)
-            self._ll += float(np.einsum("i,i->", left, left))
-            self._rr += float(np.einsum("i,i->", right, right))
-            self._lr += float(np.einsum("i,i->", left, right))
+            wide = block.wide
+            self._sums.add_pair(wide[:2] if self._pair == (0, 1) else wide[list(self._pair)])
 
     def finish(self, result: Result) -> None:
         if self._pair is None:
             result.put("stereo", None, reason="mono: a single channel has no stereo image")
             return
-        image = stereo_image(self._ll, self._rr, self._lr)
+        image = stereo_image(*self._sums.sums())
         one_silent = "a channel of the front pair is silent"
         result.put("stereo.correlation", image.correlation, digits=3, reason=one_silent)
         both_silent = "silence: both channels of the front pair are zero"
         result.put("stereo.widthPercent", image.width_percent, digits=1, reason=both_silent)
         result.put("stereo.balanceDb", image.balance_db, reason=one_silent)
+        found = self._sums.result()
+        result.put("stereo.correlationSeries", found["correlationSeries"], digits=None)
+        result.put(
+            "stereo.lowEndCorrelation",
+            found["lowEndCorrelation"],
+            digits=3,
+            reason="a channel of the front pair has nothing below 150 Hz",
+        )

@@ -17,9 +17,6 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, sosfilt
 
-from chalicelib.analysis import channels
-from chalicelib.analysis.blockwise import Block, Context, Result
-
 LOW_END_HZ = 150.0
 LOW_END_ORDER = 4
 DECIMATE = 8  # the low-end filter runs at 1/8 of the rate (5.5 kHz at 44.1 kHz)
@@ -39,6 +36,7 @@ class CorrelationAccumulator:
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self._second = np.zeros(3)  # LL, RR, LR of the unfinished second
+        self._total = np.zeros(3)  # ... of the finished ones
         self._filled = 0  # its frames
         self._series: list[tuple[int, float | None]] = []
         self._low = np.zeros(3)
@@ -106,7 +104,13 @@ class CorrelationAccumulator:
     def _finish_second(self) -> None:
         t = len(self._series) + 1
         self._series.append((t, correlation(*self._second)))
+        self._total += self._second
         self._second = np.zeros(3)
+
+    def sums(self) -> tuple[float, float, float]:
+        """LL, RR and LR over everything added so far."""
+        ll, rr, lr = self._total + self._second
+        return float(ll), float(rr), float(lr)
 
     def result(self) -> dict[str, Any]:
         """{correlationSeries: [{t, correlation}], lowEndCorrelation}."""
@@ -138,30 +142,3 @@ def _boxcar(x: np.ndarray) -> np.ndarray:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3) + 0.0
-
-
-class CorrelationMeter:
-    """`stereo.correlationSeries` and `stereo.lowEndCorrelation` of the front pair (FL/FR,
-    else the first two channels), as a meter of measure.METERS; nothing for mono (the
-    stereo meter puts `stereo: null`)."""
-
-    def __init__(self, context: Context) -> None:
-        self._pair = channels.front_pair(context.positions)
-        self._series = CorrelationAccumulator(context.sample_rate)
-
-    def add(self, block: Block) -> None:
-        if self._pair is not None:
-            wide = block.wide
-            self._series.add_pair(wide[:2] if self._pair == (0, 1) else wide[list(self._pair)])
-
-    def finish(self, result: Result) -> None:
-        if self._pair is None:
-            return
-        found = self._series.result()
-        result.put("stereo.correlationSeries", found["correlationSeries"], digits=None)
-        result.put(
-            "stereo.lowEndCorrelation",
-            found["lowEndCorrelation"],
-            digits=3,
-            reason="a channel of the front pair has nothing below 150 Hz",
-        )

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.analysis.blockwise import Block, Context, Result
+from chalicelib.analysis.blockwise import SUB_BLOCK, Block, Context, Result
 
 MAX_POINTS = 2000
 FIRST_BIN_FRAMES = 64
@@ -36,27 +36,44 @@ class WaveformAccumulator:
         self._part_frames = 0
 
     def add(self, block: np.ndarray) -> None:
-        n = block.shape[1]
-        start = min(n, self.bin_frames - self._part_frames)
+        self._add(block, block, 1)
+
+    def add_extremes(self, lows: np.ndarray, highs: np.ndarray, unit: int) -> bool:
+        """The next frames given as the minima and maxima (channels, k) of each `unit`
+        frames (Block.extremes): the same bins, without reading every sample. Only
+        while bins and the open bin are whole units; False (nothing added) otherwise."""
+        if self.bin_frames % unit or self._part_frames % unit:
+            return False
+        self._add(lows, highs, unit)
+        return True
+
+    def _add(self, lows: np.ndarray, highs: np.ndarray, unit: int) -> None:
+        """Columns of (lows, highs) each cover `unit` frames; bins are whole units."""
+        n = lows.shape[1]
+        per_bin = self.bin_frames // unit
+        start = min(n, (self.bin_frames - self._part_frames) // unit)
         if start:
-            self._extend_part(block[:, :start])
+            self._extend_part(lows[:, :start], highs[:, :start], unit)
         if self._part_frames == self.bin_frames:
             self._close_part()
-        rest = block[:, start:]
-        whole = rest.shape[1] // self.bin_frames * self.bin_frames
+        whole = (n - start) // per_bin * per_bin
         if whole:
-            shaped = rest[:, :whole].reshape(self.channels, -1, self.bin_frames)
-            self._min = np.concatenate([self._min, shaped.min(axis=2).T])
-            self._max = np.concatenate([self._max, shaped.max(axis=2).T])
-        if rest.shape[1] > whole:
-            self._extend_part(rest[:, whole:])
+            shape = (self.channels, -1, per_bin)
+            self._min = np.concatenate(
+                [self._min, lows[:, start : start + whole].reshape(shape).min(axis=2).T]
+            )
+            self._max = np.concatenate(
+                [self._max, highs[:, start : start + whole].reshape(shape).max(axis=2).T]
+            )
+        if n > start + whole:
+            self._extend_part(lows[:, start + whole :], highs[:, start + whole :], unit)
         while len(self._min) > 2 * MAX_POINTS:
             self._halve()
 
-    def _extend_part(self, frames: np.ndarray) -> None:
-        self._part_min = np.minimum(self._part_min, frames.min(axis=1))
-        self._part_max = np.maximum(self._part_max, frames.max(axis=1))
-        self._part_frames += frames.shape[1]
+    def _extend_part(self, lows: np.ndarray, highs: np.ndarray, unit: int) -> None:
+        self._part_min = np.minimum(self._part_min, lows.min(axis=1))
+        self._part_max = np.maximum(self._part_max, highs.max(axis=1))
+        self._part_frames += lows.shape[1] * unit
 
     def _close_part(self) -> None:
         self._min = np.concatenate([self._min, self._part_min[np.newaxis]])
@@ -104,7 +121,9 @@ class WaveformMeter:
         self._waveform = WaveformAccumulator(context.sample_rate, context.channels)
 
     def add(self, block: Block) -> None:
-        self._waveform.add(block.samples)
+        lows, highs = block.extremes
+        if block.frames % SUB_BLOCK or not self._waveform.add_extremes(lows, highs, SUB_BLOCK):
+            self._waveform.add(block.samples)
 
     def finish(self, result: Result) -> None:
         result.put("waveform", self._waveform.result(), digits=None)
