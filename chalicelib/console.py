@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -177,18 +177,8 @@ def list_jobs(
     jobs = [_job(row) for row in rows[: page.limit]]
     by_job: dict[str, list[Attempt]] = {}
     for row in attempt_rows:
-        by_job.setdefault(str(row["job_id"]), []).append(
-            Attempt(
-                attempt=row["attempt"],
-                run=row["run"],
-                consumer=row["consumer"],
-                started_at=row["started_at"],
-                ended_at=row["ended_at"],
-                outcome=row["outcome"],
-                error_code=row["error_code"],
-                error_message=row["error_message"],
-            )
-        )
+        attempt = Attempt(**{f.name: row[f.name] for f in fields(Attempt)})
+        by_job.setdefault(str(row["job_id"]), []).append(attempt)
     unfinished = [job.id for job in jobs if job.status in ("queued", "processing")]
     redis_now, views = _inspect(queue, unfinished)
     out = [

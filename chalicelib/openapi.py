@@ -266,6 +266,12 @@ def _object(**properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
+def _page(items: str, schema: str) -> dict[str, Any]:
+    """A keyset-paged list: `{<items>: [...], next: cursor | null}`."""
+    page = {items: {"type": "array", "items": _ref(schema)}, "next": {"type": ["string", "null"]}}
+    return _json(_object(**page), "one page")
+
+
 @dataclass(frozen=True)
 class Operation:
     """What the route table cannot say about one route."""
@@ -416,15 +422,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/api/admin/jobs"): Operation(
         "Admin: any owner's jobs by state, owner, error code; newest first, keyset paged",
-        ok={
-            200: _json(
-                _object(
-                    jobs={"type": "array", "items": _ref("ConsoleJob")},
-                    next={"type": ["string", "null"]},
-                ),
-                "one page",
-            )
-        },
+        ok={200: _page("jobs", "ConsoleJob")},
         query=api.ADMIN_JOBS_QUERY_SCHEMA,
         errors=(400, 401, 403, 429, 503),
         tag="admin",
@@ -455,15 +453,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/api/admin/owners"): Operation(
         "Admin: per-owner usage in name order, keyset paged",
-        ok={
-            200: _json(
-                _object(
-                    owners={"type": "array", "items": _ref("OwnerUsage")},
-                    next={"type": ["string", "null"]},
-                ),
-                "one page",
-            )
-        },
+        ok={200: _page("owners", "OwnerUsage")},
         query=api.OWNERS_QUERY_SCHEMA,
         errors=(400, 401, 403, 429, 503),
         tag="admin",

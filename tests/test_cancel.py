@@ -20,6 +20,7 @@ from app import app
 from chalicelib import consumer, deps
 from chalicelib.deps import Deps
 from chalicelib.jobs import Job, JobSpec
+from chalicelib.keys import KeyStore, Role
 from tests.pipeline_support import (
     build_deps,
     json_body,
@@ -120,9 +121,11 @@ def test_an_upload_another_job_still_names_is_kept(http: Any, service: Deps) -> 
     assert drain(service).completed == 1
 
 
+@pytest.mark.parametrize("by", ["owner", "admin"])
 def test_a_cancel_during_processing_writes_nothing(
-    http: Any, service: Deps, capsys: pytest.CaptureFixture[str]
+    http: Any, service: Deps, capsys: pytest.CaptureFixture[str], by: str
 ) -> None:
+    """The owner's DELETE /api/jobs/{id} and an admin's DELETE /api/admin/jobs/{id} alike."""
     job = submit(service)
     release = threading.Event()
     outcome: list[str] = []
@@ -134,7 +137,12 @@ def test_a_cancel_during_processing_writes_nothing(
     )
     thread.start()
     wait_until(lambda: service.jobs.get(job.id).status == "processing", what="A to start")  # type: ignore[union-attr]
-    assert delete(http, service, job).status_code == 200
+    if by == "owner":
+        assert delete(http, service, job).status_code == 200
+    else:
+        admin = KeyStore(service.jobs).create("ops", role=Role.ADMIN)
+        headers = {"Authorization": f"Bearer {admin}"}
+        assert http.delete(f"/api/admin/jobs/{job.id}", headers=headers).status_code == 200
     wait_until(
         lambda: any(e["event"] == "lease_lost" for e in log_events(capsys.readouterr().out)),
         timeout=5,
@@ -146,6 +154,8 @@ def test_a_cancel_during_processing_writes_nothing(
     after = service.jobs.get(job.id)
     assert after is not None
     assert (after.status, after.result, after.error_code) == ("cancelled", None, None)
+    attempts = service.jobs._rows("SELECT outcome FROM job_attempts WHERE job_id = :id", id=job.id)
+    assert attempts == [{"outcome": "cancelled"}]  # its one delivery, ended by the cancel
 
 
 def test_postgres_alone_fences_a_cancelled_job(service: Deps) -> None:

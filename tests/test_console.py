@@ -11,7 +11,6 @@ import contextlib
 import itertools
 import json
 import math
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,44 +19,23 @@ from typing import Any
 
 import pytest
 
-from chalicelib import consumer
 from chalicelib.deps import Deps
 from chalicelib.jobs import Job
 from chalicelib.keys import KeyStore, Role
+from tests import test_admin
 from tests.pipeline_support import (
     app_http,
     installed,
     json_body,
-    log_events,
     new_owner,
     own_schema,
     service_env,
 )
-from tests.test_consumer import LEASE_S, blocking, drain, submit
+from tests.test_consumer import LEASE_S, drain, submit
 from tests.waiting import wait_until
 
-
-@pytest.fixture
-def service(
-    redis_url: str, database_url: str, service_database_url: str, queue_name: str, tmp_path: Path
-) -> Iterator[Deps]:
-    with own_schema(database_url) as schema:
-        env = service_env(
-            redis_url,
-            service_database_url,
-            schema,
-            queue_name,
-            tmp_path / "objects",
-            SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
-        )
-        with installed(env, backoff_ms=20) as d:
-            yield d
-
-
-@pytest.fixture
-def http(service: Deps, tmp_path: Path) -> Iterator[Any]:
-    with app_http(tmp_path) as client:
-        yield client
+service = test_admin.service  # the same deployment as the other admin routes' tests
+http = test_admin.http
 
 
 def key_headers(service: Deps, role: Role, owner: str | None = None, **create: Any) -> dict:
@@ -443,37 +421,6 @@ def test_an_admin_cancels_and_deletes_another_owners_job_audited(http: Any, serv
         ("ops-finn", "job.cancel", job.id, {"owner": "gus"}),
         ("ops-finn", "job.delete", job.id, {"owner": "gus", "was": "cancelled"}),
     ]
-
-
-def test_an_admin_cancel_during_processing_writes_nothing(
-    http: Any, service: Deps, capsys: pytest.CaptureFixture[str]
-) -> None:
-    job = submit(service)
-    release = threading.Event()
-    outcome: list[str] = []
-    (claim,) = service.queue.claim("A", int(LEASE_S * 1000))
-    thread = threading.Thread(
-        target=lambda: outcome.append(
-            consumer.process_claim(service, claim, "A", blocking(release))
-        )
-    )
-    thread.start()
-    wait_until(lambda: service.jobs.get(job.id).status == "processing", what="A to start")  # type: ignore[union-attr]
-    admin = key_headers(service, Role.ADMIN)
-    assert http.delete(f"/api/admin/jobs/{job.id}", headers=admin).status_code == 200
-    wait_until(
-        lambda: any(e["event"] == "lease_lost" for e in log_events(capsys.readouterr().out)),
-        timeout=5,
-        what="A's next lease renewal to be refused",
-    )
-    release.set()
-    thread.join(20)
-    assert outcome == ["lost"]
-    after = service.jobs.get(job.id)
-    assert after is not None
-    assert (after.status, after.result, after.error_code) == ("cancelled", None, None)
-    (row,) = listed(http, admin, "?state=cancelled")["jobs"]
-    assert [a["outcome"] for a in row["attempts"]] == ["cancelled"]
 
 
 # --- per-owner usage -----------------------------------------------------------------
