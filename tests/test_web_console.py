@@ -5,10 +5,12 @@ its Postgres. Nothing of the backend is faked.
 An admin redrives a failed job from the console and sees it complete (the job failed
 for real on a file that is not audio; its upload is then replaced by real audio in
 the stack's object store, which is what an operator would fix before a redrive);
-retries all failed jobs of a filter; pauses and resumes the queue; cancels another
-owner's waiting and processing jobs and deletes a finished one. A user key cannot
-open the console: no data in the page, 403 from the API. The API page lists every
-route of /openapi.json. Screenshots at 1280 and 360 px go to test-artifacts/web/.
+retries all failed jobs of a filter; redrives a dead job (its upload unreadable, an
+I/O error retried until its attempts ran out) once the object is repaired; pauses
+and resumes the queue; cancels another owner's waiting and processing jobs and
+deletes a finished one. A user key cannot open the console: no data in the page,
+403 from the API. The API page lists every route of /openapi.json. Screenshots at
+1280 and 360 px go to test-artifacts/web/.
 """
 
 from __future__ import annotations
@@ -65,16 +67,25 @@ def wait_status(client: Client, job_id: str, status: str, timeout: float = 120) 
     return wait_until(reached, timeout=timeout, interval=0.2, what=f"job {job_id} {status}")
 
 
-def replace_upload(site: Site, job_id: str, data: bytes) -> None:
-    """Put real audio where a job's upload is, in the stack's own object store."""
+def upload_key(site: Site, job_id: str) -> str:
     store = JobStore(site.database_url, site.schema)
     try:
         job = store.get(job_id)
     finally:
         store.close()
     assert job is not None
+    return job.file_key
+
+
+def local_store(site: Site) -> LocalStorage:
+    """The stack's own object store (`objects/` in its data dir)."""
     root = site.data_dir / "objects"
-    LocalStorage(root, site.url, local_secret(root)).put_bytes(job.file_key, data)
+    return LocalStorage(root, site.url, local_secret(root))
+
+
+def replace_upload(site: Site, job_id: str, data: bytes) -> None:
+    """Put real audio where a job's upload is, in the stack's own object store."""
+    local_store(site).put_bytes(upload_key(site, job_id), data)
 
 
 def admin_api(site: Site, path: str, key: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -207,6 +218,43 @@ def test_an_admin_retries_failed_jobs_from_the_console_and_they_complete(
         for job_id in more:
             wait_status(client, job_id, "completed")
         jobs.locator(".empty").wait_for()  # the failed list of that filter is empty now
+        assert watch.errors == [], watch.errors
+
+
+def test_an_admin_redrives_a_dead_job_once_the_store_is_fixed(site: Site, browser: Any) -> None:
+    """A job whose upload the store cannot read (an I/O error, retried) dies after its
+    attempts; the operator repairs the object and redrives it from the console."""
+    owner, client = new_user(site, "dan")
+    admin = site.client()
+    admin.request("POST", "/api/admin/queue/pause")
+    try:  # break the object before any consumer reads it: a directory where the file was
+        job_id = submit(site, client, wav_bytes(0.5), "stored.wav")
+        broken = local_store(site).root / upload_key(site, job_id)
+        broken.unlink()
+        broken.mkdir()
+    finally:
+        admin.request("POST", "/api/admin/queue/resume")
+    dead = wait_status(client, job_id, "failed")
+    assert dead["error"]["code"] == "io_error" and dead["attempts"] >= 2
+    assert list_state(site, job_id) == "dead"
+    with signed_in(browser, site, site.key) as (page, watch):
+        open_console(page, site)
+        show_list(page, "dead", owner=owner)
+        line = row(page, job_id)
+        assert "io_error" in line.inner_text()
+        line.locator("summary").click()
+        history = line.locator(".attempts li")
+        assert history.count() == dead["attempts"]
+        assert "io_error" in history.first.inner_text()
+        shoot(page, "console-dead")
+
+        broken.rmdir()
+        replace_upload(site, job_id, wav_bytes(0.5))
+        line.get_by_role("button", name=f"Retry job {job_id[:8]}").click()
+        page.get_by_text("queued again").wait_for()
+        show_list(page, "completed", owner=owner)
+        row(page, job_id).wait_for()
+        assert client.job(job_id)["status"] == "completed"
         assert watch.errors == [], watch.errors
 
 
