@@ -440,7 +440,7 @@ def test_an_event_survives_a_dead_deliverer_and_an_empty_redis(deps: Deps) -> No
     with receiver(200) as hook:
         job_id = _job(deps, new_owner(), hook.url)
         _complete(deps, job_id)
-        [taken] = store.claim_due(8, lease_seconds=0.3)  # then its deliverer died
+        [taken] = store.claim_due(8, lease_seconds=1.5)  # then its deliverer died
         deps.redis.flushdb()  # and Redis forgot everything
         assert deliver.deliver_due(deps).delivered == 0  # still leased
         wait_until(lambda: deliver.deliver_due(deps).delivered, what="the lease to run out")

@@ -62,16 +62,18 @@ def lease_seconds(settings: Settings) -> float:
 def deliver_due(
     deps: Deps, *, budget_s: float = 30.0, resolver: urls.Resolver | None = None
 ) -> DeliveryReport:
-    """Send every due event, BATCH at a time in parallel, until none is due or the budget
-    (seconds) is spent. Raises only if Postgres cannot be reached to claim."""
+    """Send every due event once, BATCH at a time in parallel, until none is due or the
+    budget (seconds) is spent. Raises only if Postgres cannot be reached to claim."""
     store = WebhookStore(deps.jobs)
     lease = lease_seconds(deps.settings)
     deadline = time.monotonic() + budget_s
     counts: Counter[str] = Counter()
+    tried: set[str] = set()  # one attempt per event and pass: a retry waits for the next pass
     while time.monotonic() < deadline:
-        claimed = store.claim_due(BATCH, lease)
+        claimed = store.claim_due(BATCH, lease, skip=tried)
         if not claimed:
             break
+        tried.update(d.id for d in claimed)
         with ThreadPoolExecutor(len(claimed), thread_name_prefix="webhook") as pool:
             counts.update(pool.map(lambda d: _deliver_one(deps, store, d, resolver), claimed))
     return DeliveryReport(**{k: counts[k] for k in DeliveryReport.__dataclass_fields__})

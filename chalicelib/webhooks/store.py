@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -176,21 +177,26 @@ class WebhookStore:
 
     # --- deliveries -----------------------------------------------------------------------
 
-    def claim_due(self, limit: int, lease_seconds: float) -> list[Delivery]:
+    def claim_due(
+        self, limit: int, lease_seconds: float, skip: Collection[str] = ()
+    ) -> list[Delivery]:
         """Take up to `limit` due pending deliveries for `lease_seconds`, counting an attempt.
 
         Concurrent deliverers skip each other's rows; a row whose deliverer died comes
-        due again when its lease runs out.
+        due again when its lease runs out. Ids in `skip` (tried already in this pass)
+        are left for the next pass, however short their backoff.
         """
         rows = self._jobs._rows(
             f"UPDATE webhook_deliveries SET attempts = attempts + 1, last_attempt_at = now(),"
             f" next_attempt_at = now() + make_interval(secs => :lease)"
             f" WHERE id IN (SELECT id FROM webhook_deliveries"
             f"   WHERE state = 'pending' AND next_attempt_at <= now()"
+            f"   AND NOT (CAST(id AS text) = ANY(CAST(:skip AS text[])))"
             f"   ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
             f" RETURNING {_DELIVERY_COLUMNS}",
             lease=float(lease_seconds),
             limit=int(limit),
+            skip=list(skip),
         )
         return [_delivery(row) for row in rows]
 
