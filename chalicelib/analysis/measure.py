@@ -149,6 +149,7 @@ def _blocks(chunks: Iterable[np.ndarray], context: Context, limits: Limits) -> I
         if not np.isfinite(block.peaks).all():  # a NaN or an infinity is in a peak
             bad = int(np.count_nonzero(~np.isfinite(block.samples)))
             raise AnalysisError("invalid_samples", f"{bad:,} samples are NaN or infinite")
+        block.wide  # noqa: B018 - made here, while the meters' threads work on the last block
         yield block
         start += block.frames
         limits.check_length(start, context.channels, context.sample_rate, so_far=True)
