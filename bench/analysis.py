@@ -7,7 +7,8 @@ written as 24-bit WAV) and prints, side by side:
   dynamics, stereo, spectrum, score) as analyze_file() runs it, warm, best of 3:
   on one core (this process and its decoder pinned to one CPU, meters in the
   calling thread) and on all cores (meters in threads); wall time and CPU time
-  (all threads and the decoder child: steadier than wall time on a busy machine);
+  (all threads and the decoder child: steadier than wall time on a busy machine),
+  each as a ratio to ffmpeg's wall time and (CPU ...x) to ffmpeg's CPU time;
 - ffmpeg -af ebur128=peak=true on the same file (integrated, LRA and true peak),
   best of 3: the usual command-line reference, and the ratio to it;
 - the peak RSS of a fresh process that runs analyze_file() once (and of one that
@@ -146,7 +147,8 @@ def bench_track(kind: str, minutes: float, folder: Path) -> None:
     path = folder / f"{kind}.wav"
     soundfile.write(path, samples, RATE, subtype="PCM_24")
     del samples
-    print(f"\n{kind} track: {minutes:g} min stereo {RATE} Hz, 24-bit WAV")
+    load = os.getloadavg()[0]
+    print(f"\n{kind} track: {minutes:g} min stereo {RATE} Hz, 24-bit WAV (load average {load:.1f})")
     analyse(path, None)  # warm: imports, caches, page cache
     found = shutil.which("ffmpeg")
     (ff_wall, ff_cpu), summary = ffmpeg_ebur128(path) if found else ((0.0, 0.0), "")
@@ -156,7 +158,7 @@ def bench_track(kind: str, minutes: float, folder: Path) -> None:
         result = analyse(path, None)
         loud, peaks = result["loudness"], result["peaks"]
         numbers = f"I {loud['integratedLufs']}  LRA {loud['rangeLu']}  TP {peaks['truePeakDbtp']}"
-        ratio = f" {ff_wall / wall:4.1f}x ffmpeg" if found else ""
+        ratio = f" {ff_wall / wall:4.1f}x ffmpeg (CPU {ff_cpu / cpu:4.1f}x)" if found else ""
         print(f"  analysis, {label:<9} {wall:6.3f} s (CPU {cpu:5.2f} s){ratio}   {numbers}")
     if found:
         print(f"  ffmpeg ebur128=peak=true {ff_wall:6.3f} s (CPU {ff_cpu:5.2f} s)   {summary}")
