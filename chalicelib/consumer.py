@@ -568,9 +568,19 @@ def _deliver_webhooks(deps: Deps, context: Any, cap_s: float) -> Any:
     return deliver.deliver_logged(deps, budget_s=budget) if budget > 0 else None
 
 
+def _retention(deps: Deps, context: Any, me: str) -> Any:
+    """One retention sweep in what is left of the invocation (at most its own budget)."""
+    from chalicelib import retention  # here: `import app` stays light for the API
+
+    left_s = (context.get_remaining_time_in_millis() - LAMBDA_MARGIN_MS) / 1000
+    budget = min(retention.BUDGET_S, left_s)
+    return retention.sweep_logged(deps, me, budget_s=budget) if budget > 0 else None
+
+
 def run_sweeper(deps: Deps, context: Any) -> dict[str, Any]:
-    """The scheduled function, every minute: sweep, retention (chalicelib.retention), publish
-    the queue gauges, wake consumers.
+    """The scheduled function, every minute: sweep, publish the queue gauges, wake
+    consumers, deliver due callbacks, then retention (chalicelib.retention) with what is
+    left of the invocation: the least urgent, last.
 
     The sweeper Lambda is small and short-lived (no analysis layer, a 60 s timeout),
     so it hands waiting work to the consumer function (one wake per waiting job, at
@@ -580,9 +590,6 @@ def run_sweeper(deps: Deps, context: Any) -> dict[str, Any]:
     deps.check_server_once()
     me = f"sweeper:{getattr(context, 'aws_request_id', None) or os.getpid()}"
     report = sweeper.sweep_logged(deps, me)
-    from chalicelib import retention  # here: `import app` stays light for the API
-
-    kept = retention.sweep_logged(deps, me)  # bounded by its own time budget
     stats = deps.queue.stats()
     logs.queue_metrics(stats)  # the once-a-minute heartbeat the alarms watch
     woke: list[str] = []
@@ -595,6 +602,7 @@ def run_sweeper(deps: Deps, context: Any) -> dict[str, Any]:
         result = drain(deps, me, context.get_remaining_time_in_millis, margin_ms=LAMBDA_MARGIN_MS)
     logs.event("drained", consumer=me, trigger="schedule", woke=len(woke), **result.to_dict())
     sent = _deliver_webhooks(deps, context, cap_s=WEBHOOK_BUDGET_S)
+    kept = _retention(deps, context, me)
     return {
         "sweep": report.to_dict() if report else None,
         "retention": kept.to_dict() if kept else None,

@@ -121,12 +121,14 @@ def _in_batches(
             return jobs, other, False
 
 
-def sweep_logged(deps: Deps, who: str | None = None) -> RetentionReport | None:
+def sweep_logged(
+    deps: Deps, who: str | None = None, budget_s: float = BUDGET_S
+) -> RetentionReport | None:
     """sweep(), logged as `retention` when it removed something; None after logging
     `retention_error` (a database away for a moment must not stop the caller)."""
     by = {"consumer": who} if who else {}
     try:
-        report = sweep(deps)
+        report = sweep(deps, budget_s=budget_s)
     except Exception as exc:
         logs.event("retention_error", **by, error=logs.describe(exc))
         return None

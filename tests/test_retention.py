@@ -384,6 +384,10 @@ def test_the_scheduled_sweeper_runs_retention(
     service: Deps, capsys: pytest.CaptureFixture[str]
 ) -> None:
     job = make_job(service, ended_days_ago=400)
+    # retention comes last and only with time left over: none here
+    short = LambdaContext("sweeper", 256, max_runtime_ms=consumer.LAMBDA_MARGIN_MS)
+    assert consumer.run_sweeper(service, short)["retention"] is None
+    assert service.jobs.get(job.id).status == "completed"  # type: ignore[union-attr]
     answer = consumer.run_sweeper(service, LambdaContext("sweeper", 256, max_runtime_ms=60_000))
     assert answer["retention"]["results"] == 1 and answer["retention"]["uploads"] == 1
     assert service.jobs.get(job.id).status == "expired"  # type: ignore[union-attr]
