@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chalicelib import errors, isolated, logs, sweeper, wake
+from chalicelib import errors, isolated, logs, sweeper, wake, webhooks
 from chalicelib.errors import ReferenceUnavailable
 from chalicelib.rules import JobStatus
 from chalicelib.storage import require_object
@@ -506,6 +506,8 @@ def drain(
                 ack=done.append,
             )
             counts[outcome] += 1
+            if outcome in ("completed", "failed"):
+                webhooks.nudge()  # its callback event, if any, is due now
     for claim in done:  # the last job's ack, with nothing to claim after it
         _quietly(deps.queue.ack, claim.job_id, claim.token)
     return DrainResult(

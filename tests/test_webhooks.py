@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from chalice.local import LambdaContext
 
-from chalicelib import consumer
+from chalicelib import consumer, webhooks
 from chalicelib.deps import Deps
 from chalicelib.errors import ApiError, SettingsError
 from chalicelib.jobs import JobSpec
@@ -276,16 +276,18 @@ def _state(deps: Deps, job_id: str) -> dict[str, Any]:
 
 
 @contextmanager
-def deliverer(deps: Deps) -> Iterator[None]:
+def deliverer(deps: Deps, period_s: float = 0.02) -> Iterator[None]:
     """A worker's deliverer thread, as `soundcheck worker` runs it."""
     stop = threading.Event()
-    thread = threading.Thread(target=deliver.run_forever, args=(deps, stop, 0.02), daemon=True)
+    thread = threading.Thread(target=deliver.run_forever, args=(deps, stop, period_s), daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
+        webhooks.nudge()  # wakes it from its wait
         thread.join(10)
+        assert not thread.is_alive()
 
 
 def test_an_event_exists_only_once_the_job_has_ended(deps: Deps) -> None:
@@ -554,6 +556,26 @@ def test_the_lambda_functions_deliver_after_their_drain(deps: Deps) -> None:
         )
         assert len(hook.requests) == 2
     assert _state(deps, job.id)["state"] == "delivered"
+
+
+def test_a_job_this_worker_ends_is_sent_without_waiting_for_the_poll(deps: Deps) -> None:
+    owner = new_owner()
+    with receiver(200) as hook, deliverer(deps, period_s=600):
+        spec = JobSpec(
+            owner,
+            "genre",
+            None,
+            put_upload(deps, owner, wav_bytes(0.5)),
+            None,
+            None,
+            None,
+            callback_url=hook.url,
+        )
+        job, _ = deps.jobs.create(spec)
+        deps.queue.enqueue(job.id, owner=owner)
+        assert consumer.drain(deps, "c1", consumer.forever).completed == 1
+        wait_until(lambda: hook.requests, timeout=30, what="the event, long before the poll")
+    assert hook.requests[0].event()["data"]["jobId"] == job.id
 
 
 # --- through the HTTP API ---------------------------------------------------------------

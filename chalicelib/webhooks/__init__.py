@@ -8,3 +8,14 @@
 
 Pure Python without numpy or urllib3: the API functions import it.
 """
+
+import threading
+
+# Set when this process ended a job: its deliverer thread looks for due events at once
+# instead of at its next poll (chalicelib.webhooks.deliver.run_forever).
+woken = threading.Event()
+
+
+def nudge() -> None:
+    """A job of this process just ended: its event may be due now."""
+    woken.set()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import logs
 from chalicelib.errors import ApiError
-from chalicelib.webhooks import send, urls
+from chalicelib.webhooks import send, urls, woken
 from chalicelib.webhooks.signing import HEADER, header_value
 from chalicelib.webhooks.store import Delivery, WebhookStore
 
@@ -63,7 +63,11 @@ def deliver_due(
     deps: Deps, *, budget_s: float = 30.0, resolver: urls.Resolver | None = None
 ) -> DeliveryReport:
     """Send every due event once, BATCH at a time in parallel, until none is due or the
-    budget (seconds) is spent. Raises only if Postgres cannot be reached to claim."""
+    budget (seconds) is spent. Raises only if Postgres cannot be reached to claim.
+
+    Only the POSTs run in parallel; Postgres is used from this thread (one pooled
+    connection, not one per send).
+    """
     store = WebhookStore(deps.jobs)
     lease = lease_seconds(deps.settings)
     deadline = time.monotonic() + budget_s
@@ -74,8 +78,17 @@ def deliver_due(
         if not claimed:
             break
         tried.update(d.id for d in claimed)
+        owners = {owner: store.secret(owner).live() for owner in {d.owner for d in claimed}}
         with ThreadPoolExecutor(len(claimed), thread_name_prefix="webhook") as pool:
-            counts.update(pool.map(lambda d: _deliver_one(deps, store, d, resolver), claimed))
+            sent = list(
+                pool.map(
+                    lambda d, live: _attempt(deps.settings, d, live, resolver),
+                    claimed,
+                    [owners[d.owner] for d in claimed],
+                )
+            )
+        for delivery, outcome in zip(claimed, sent, strict=True):
+            counts[_record(deps.settings, store, delivery, outcome)] += 1
     return DeliveryReport(**{k: counts[k] for k in DeliveryReport.__dataclass_fields__})
 
 
@@ -92,10 +105,15 @@ def deliver_logged(deps: Deps, *, budget_s: float = 30.0) -> DeliveryReport | No
 
 
 def run_forever(deps: Deps, stop: threading.Event, period_s: float | None = None) -> None:
-    """A worker's deliverer thread: look for due events every `period_s` until `stop`."""
+    """A worker's deliverer thread: look for due events every `period_s`, and at once when
+    this process ended a job (`chalicelib.webhooks.nudge`), until `stop`."""
     if period_s is None:
         period_s = max(0.05, min(POLL_S, deps.settings.webhook_backoff_seconds))
-    while not stop.wait(period_s):
+    while not stop.is_set():
+        woken.wait(period_s)
+        woken.clear()
+        if stop.is_set():
+            break
         deliver_logged(deps, budget_s=60.0)
 
 
@@ -105,24 +123,20 @@ def start_thread(deps: Deps, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def _deliver_one(
-    deps: Deps, store: WebhookStore, delivery: Delivery, resolver: urls.Resolver | None
-) -> str:
-    """One attempt of one event; the report key it counts under."""
-    settings = deps.settings
+def _record(settings: Settings, store: WebhookStore, delivery: Delivery, sent: send.Sent) -> str:
+    """Write one attempt's outcome; the report key it counts under."""
+    if sent.ok:
+        state, retry_in = "delivered", 0.0
+    elif sent.final or delivery.attempts >= settings.webhook_max_attempts:
+        state, retry_in = "failed", 0.0
+    else:
+        state = "pending"
+        retry_in = backoff_seconds(delivery.attempts, settings.webhook_backoff_seconds)
     try:
-        sent = _attempt(deps, store, delivery, resolver)
-        if sent.ok:
-            state, retry_in = "delivered", 0.0
-        elif sent.final or delivery.attempts >= settings.webhook_max_attempts:
-            state, retry_in = "failed", 0.0
-        else:
-            state = "pending"
-            retry_in = backoff_seconds(delivery.attempts, settings.webhook_backoff_seconds)
         written = store.record(
             delivery, state=state, status=sent.status, error=sent.error, retry_in_seconds=retry_in
         )
-    except Exception as exc:
+    except Exception as exc:  # the lease runs out and the event is sent again
         logs.event("webhook_error", eventId=delivery.event_id, error=logs.describe(exc))
         return "errors"
     outcome = {"delivered": "delivered", "pending": "retried", "failed": "failed"}[state]
@@ -140,9 +154,12 @@ def _deliver_one(
 
 
 def _attempt(
-    deps: Deps, store: WebhookStore, delivery: Delivery, resolver: urls.Resolver | None
+    settings: Settings,
+    delivery: Delivery,
+    live_secrets: list[str],
+    resolver: urls.Resolver | None,
 ) -> send.Sent:
-    settings = deps.settings
+    """One POST of one event, signed with every live secret of its owner; never raises."""
     try:
         callback = urls.parse(
             delivery.url,
@@ -153,7 +170,7 @@ def _attempt(
         return send.Sent(None, f"refused: {exc.message}", final=True)
     body = delivery.body()
     headers = {
-        HEADER: header_value(store.secret(delivery.owner).live(), int(time.time()), body),
+        HEADER: header_value(live_secrets, int(time.time()), body),
         "Soundcheck-Event-Id": delivery.event_id,
         "Soundcheck-Event-Type": delivery.event_type,
         "Soundcheck-Delivery-Attempt": str(delivery.attempts),
