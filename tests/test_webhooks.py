@@ -465,6 +465,21 @@ def test_a_receiver_that_never_answers_times_out(deps: Deps) -> None:
     assert _state(deps, job_id)["lastError"] == "timed out"
 
 
+def test_only_the_first_addresses_of_a_name_are_tried() -> None:
+    from chalicelib.webhooks import send
+    from tests.pipeline_support import closed_port
+
+    port = closed_port()
+    callback = urls.parse(
+        f"http://hooks.example.com:{port}/x", allow_http=True, allow_loopback=True
+    )
+    many = _resolver(*(f"127.0.0.{n}" for n in range(2, 8)))
+    sent = send.post(callback, b"{}", {}, timeout_s=1, allow_loopback=True, resolver=many)
+    assert sent.status is None and not sent.final
+    last = 1 + send.MAX_ADDRESSES_TRIED
+    assert f"connect to 127.0.0.{last}:" in sent.error, sent.error
+
+
 def test_a_large_response_is_not_read(deps: Deps) -> None:
     with receiver(200, big_body=64 * 1024 * 1024) as hook:
         job_id = _job(deps, new_owner(), hook.url)

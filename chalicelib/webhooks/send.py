@@ -30,6 +30,7 @@ from chalicelib.webhooks import urls
 from chalicelib.webhooks.urls import CallbackUrl, Resolver
 
 MAX_RESPONSE_BYTES = 4096
+MAX_ADDRESSES_TRIED = 3  # of a name's (all checked) addresses: bounds the time connecting
 USER_AGENT = "soundcheck-webhooks/1"
 
 
@@ -107,7 +108,7 @@ def _connect(
     """A socket connected to the first address that answers, the peer checked again;
     else the failed attempt."""
     error = "no address"
-    for address in addresses:
+    for address in addresses[:MAX_ADDRESSES_TRIED]:
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(timeout_s)
