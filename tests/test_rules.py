@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -85,5 +86,8 @@ def test_an_upload_rule_reads_the_same_at_the_api_and_in_the_object_store(
 
 
 def test_statuses_are_designs_and_compare_as_text() -> None:
-    assert rules.STATUSES == ("queued", "processing", "completed", "failed", "cancelled")
+    design = (Path(__file__).resolve().parent.parent / "docs" / "design.md").read_text()
+    listed = re.search(r"GET /api/jobs/\{id\}` -> `\{jobId, status: ([a-z|]+),", design)
+    assert listed is not None, "docs/design.md no longer lists the job statuses"
+    assert tuple(listed[1].split("|")) == rules.STATUSES
     assert rules.JobStatus("failed") == "failed" and f"{rules.JobStatus.QUEUED}" == "queued"
