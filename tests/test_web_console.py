@@ -306,6 +306,8 @@ def test_an_admin_pauses_resumes_cancels_and_deletes_another_owners_jobs(
         page.keyboard.press("Tab")  # from "Go back" (focused first) to "Delete job"
         page.keyboard.press("Enter")
         row(page, kept).wait_for(state="detached")
+        # The row is gone: keyboard focus lands on the list's heading, not the page top.
+        page.wait_for_function("document.activeElement.id === 'jobs-h'")
         with pytest.raises(ClientError) as gone:
             client.job(kept)
         assert gone.value.status == 404

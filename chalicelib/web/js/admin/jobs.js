@@ -62,7 +62,16 @@ export function jobsPanel({ signal, onAction, onApply, onForbidden }) {
       }
     } catch (e) { act(e); return; }
     onAction();
-    list.reload();
+    await list.reload();
+    keepFocus();
+  }
+
+  // The row whose button was pressed may be gone after the reload: keyboard focus
+  // goes to the list's heading instead of falling back to the top of the page.
+  function keepFocus() {
+    if (document.activeElement && document.activeElement !== document.body && el.contains(document.activeElement)) return;
+    heading.setAttribute('tabindex', '-1');
+    heading.focus({ preventScroll: true });
   }
 
   function rows(jobs) {
@@ -139,7 +148,8 @@ export function jobsPanel({ signal, onAction, onApply, onForbidden }) {
       if (!retried) return;
     }
     onAction();
-    list.reload();
+    await list.reload();
+    keepFocus();
   });
   stateSelect.addEventListener('change', apply);
 
