@@ -718,6 +718,10 @@ class JobStore:
         """
 
         def work(conn: pg8000.native.Connection) -> tuple[list[dict[str, Any]], bool]:
+            # One redrive at a time: two would take owners' usage rows (migration 0006's
+            # trigger) in different orders and could deadlock each other.
+            lock = "soundcheck.redrive." + self.schema
+            conn.run("SELECT pg_advisory_xact_lock(hashtext(:key))", key=lock)
             picked = _fetch(
                 conn,
                 f"SELECT id FROM jobs WHERE status = 'failed' AND retries < :max_retries"
