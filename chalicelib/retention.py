@@ -142,24 +142,37 @@ def expire_results(jobs: JobStore, days: int, batch: int = BATCH) -> tuple[int, 
     error = ResultExpired(days)
 
     def work(conn: pg8000.native.Connection) -> tuple[int, int]:
-        rows = _fetch(
+        due = _fetch(
             conn,
-            "WITH due AS (SELECT id FROM jobs WHERE status = 'completed'"
+            "SELECT CAST(id AS text) AS id, owner FROM jobs WHERE status = 'completed'"
             " AND completed_at < now() - make_interval(days => :days)"
-            " ORDER BY completed_at LIMIT :batch FOR UPDATE SKIP LOCKED)"
-            " UPDATE jobs SET status = 'expired', result = NULL, result_expired_at = now(),"
-            " error_code = :code, error_message = :message, updated_at = now()"
-            " FROM due WHERE jobs.id = due.id RETURNING CAST(jobs.id AS text) AS id",
-            {"days": days, "batch": batch, "code": error.code, "message": error.message},
+            " ORDER BY completed_at LIMIT :batch FOR UPDATE SKIP LOCKED",
+            {"days": days, "batch": batch},
         )
-        if not rows:
+        if not due:
             return 0, 0
+        ids = [row["id"] for row in due]
+        # The console's trigger (migration 0006) updates each job's owner_usage row: take
+        # those rows first, in one order, or two sweepers whose batches share owners
+        # deadlock on them.
+        conn.run(
+            "SELECT 1 FROM owner_usage WHERE owner = ANY(:owners) ORDER BY owner FOR UPDATE",
+            owners=sorted({row["owner"] for row in due}),
+        )
+        conn.run(
+            "UPDATE jobs SET status = 'expired', result = NULL, result_expired_at = now(),"
+            " error_code = :code, error_message = :message, updated_at = now()"
+            " WHERE id = ANY(CAST(:ids AS uuid[]))",
+            ids=ids,
+            code=error.code,
+            message=error.message,
+        )
         links = _fetch(
             conn,
             "DELETE FROM shares WHERE job_id = ANY(CAST(:ids AS uuid[])) RETURNING id",
-            {"ids": [row["id"] for row in rows]},
+            {"ids": ids},
         )
-        return len(rows), len(links)
+        return len(ids), len(links)
 
     return jobs._unit(work)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -646,3 +647,40 @@ def test_a_worker_with_its_own_sweeper_runs_retention(service: Deps) -> None:
         thread.join(30)
     assert not thread.is_alive()
     assert not service.storage.exists(job.file_key)
+
+
+def test_two_sweepers_over_the_same_owners_never_deadlock(
+    env: dict[str, str], service: Deps
+) -> None:
+    """The console's trigger updates one owner_usage row per expired job: two sweepers
+    whose batches share owners must take those rows in one order."""
+    owners = [new_owner() for _ in range(4)]
+    order = random.Random(7)  # batches meet the owners in every order
+    jobs = [
+        make_job(service, owners[order.randrange(4)], ended_days_ago=order.uniform(366, 400))
+        for _ in range(64)
+    ]
+    others = [build_deps(settings_for(env)) for _ in range(3)]
+    errors: list[BaseException] = []
+    reports: list[retention.RetentionReport] = []
+    start = threading.Barrier(3)
+
+    def run(d: Deps) -> None:
+        start.wait()
+        try:
+            reports.append(retention.sweep(d, batch=4))
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=run, args=(d,)) for d in others]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        for d in others:
+            d.close()
+    assert errors == []
+    assert sum(r.results for r in reports) == 64
+    assert {service.jobs.get(j.id).status for j in jobs} == {"expired"}  # type: ignore[union-attr]
