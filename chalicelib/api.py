@@ -169,7 +169,7 @@ def _has_lone_surrogate(value: Any) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if not item.isascii() and any("\ud800" <= c <= "\udfff" for c in item):
+            if rules.has_surrogate(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())

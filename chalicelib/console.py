@@ -362,6 +362,7 @@ def owners(store: JobStore, page: Page) -> tuple[list[dict[str, Any]], str | Non
         after = _decode(page.cursor)
         if not isinstance(after, str):
             raise bad_request("invalid_field", "cursor must be the `next` of an earlier page")
+        rules.storable(after, "cursor", errors.ApiError)  # forged: NUL, a lone surrogate
     rows = store._rows(
         f"WITH names AS ("
         " SELECT owner FROM owner_usage WHERE CAST(:after AS text) IS NULL OR owner > :after"

@@ -89,7 +89,8 @@ def _refuse(error: ErrorFamily, code: str, message: str) -> NoReturn:
 
 
 def text(value: Any, name: str, max_len: int, error: ErrorFamily) -> str:
-    """A non-empty string of at most `max_len` characters without NUL, else `invalid_field`.
+    """A non-empty string of at most `max_len` characters Postgres can store (`storable`),
+    else `invalid_field`.
 
     Postgres text cannot hold NUL: it would fail the INSERT (a 503 instead of a 400).
     """
@@ -97,9 +98,23 @@ def text(value: Any, name: str, max_len: int, error: ErrorFamily) -> str:
         _refuse(error, "invalid_field", f"{name} must be a non-empty string")
     if len(value) > max_len:
         _refuse(error, "invalid_field", f"{name} must be at most {max_len} characters")
+    return storable(value, name, error)
+
+
+def storable(value: str, name: str, error: ErrorFamily) -> str:
+    """A string Postgres text can hold, else `invalid_field`: no NUL, and no unpaired
+    UTF-16 surrogate (U+D800-U+DFFF: what a JSON escape like "\\ud800" or a non-UTF-8
+    command-line argument decodes to), which no UTF-8 encoder (pg8000's) accepts."""
     if "\x00" in value:
         _refuse(error, "invalid_field", f"{name} must not contain NUL characters")
+    if has_surrogate(value):
+        _refuse(error, "invalid_field", f"{name} must be text (it holds an unpaired surrogate)")
     return value
+
+
+def has_surrogate(value: str) -> bool:
+    """True if the string holds a UTF-16 surrogate code point (never valid text)."""
+    return not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value)
 
 
 def integer(value: Any, name: str, error: ErrorFamily) -> int:

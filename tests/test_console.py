@@ -144,6 +144,10 @@ BAD_QUERIES = [
     ("/api/admin/jobs?status=failed", "unknown_field"),
     ("/api/admin/owners?limit=500", "invalid_limit"),
     ("/api/admin/owners?cursor=WzFd", "invalid_field"),  # [1]
+    # forged cursors whose string Postgres cannot hold (was 503 and 500)
+    ("/api/admin/owners?cursor=Ilx1MDAwMCI", "invalid_field"),  # "\u0000"
+    ("/api/admin/owners?cursor=ImFcdWQ4MDBiIg", "invalid_field"),  # "a\ud800b"
+    ("/api/admin/owners?cursor=Ilx1ZGZmZiI", "invalid_field"),  # "\udfff"
     ("/api/admin/overview?x=1", "unknown_field"),
 ]
 
