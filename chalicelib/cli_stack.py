@@ -15,7 +15,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.rules import STATUSES
+from chalicelib.rules import STATUSES, storable
+
+
+def _owner_id(value: str) -> str:
+    """An owner argument Postgres can hold: a non-UTF-8 argument (its bytes decoded as
+    lone surrogates) or NUL is a usage error, not a traceback from the database driver."""
+
+    def refuse(code: str, message: str) -> argparse.ArgumentTypeError:
+        return argparse.ArgumentTypeError(message)
+
+    return storable(value, "owner", refuse)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -352,7 +362,7 @@ def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser("keys", help="API key commands")
     key_commands = p.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="make an API key for an owner and print it")
-    create.add_argument("owner", help="an opaque owner id; jobs belong to it")
+    create.add_argument("owner", type=_owner_id, help="an opaque owner id; jobs belong to it")
     create.add_argument(
         "--key", help="use this key (at least 24 characters) instead of a new random one"
     )
@@ -362,7 +372,7 @@ def add_commands(subparsers: Any) -> None:
     )
     create.set_defaults(func=_keys_create)
     listing = key_commands.add_parser("list", help="list keys: id, role, created, expiry, owner")
-    listing.add_argument("--owner", help="only this owner's keys")
+    listing.add_argument("--owner", type=_owner_id, help="only this owner's keys")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=_keys_list)
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id (`keys list`)")
@@ -374,7 +384,7 @@ def add_commands(subparsers: Any) -> None:
     purge = owner_commands.add_parser(
         "purge", help="remove every job, upload, result, share link and API key of an owner"
     )
-    purge.add_argument("owner", help="the owner id (as in `keys list`)")
+    purge.add_argument("owner", type=_owner_id, help="the owner id (as in `keys list`)")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     purge.add_argument("--json", action="store_true", help="print the counts as JSON")
     purge.set_defaults(func=_owner_purge)

@@ -557,6 +557,20 @@ def test_owner_purge_command_needs_yes_without_a_terminal(
     assert again.returncode == 0 and json.loads(again.stdout)["jobs"] == 0
 
 
+@pytest.mark.parametrize("command", [("owner", "purge"), ("keys", "create"), ("keys", "list")])
+def test_an_owner_argument_that_is_not_text_is_a_usage_error(
+    env: dict[str, str], command: tuple[str, ...]
+) -> None:
+    """Bytes that are not UTF-8 reach Python as lone surrogates, which the database
+    driver cannot encode: a usage error (exit 2), never a traceback."""
+    for raw in (b"\xff", b"caf\xe9"):
+        owner = os.fsdecode(raw)
+        args = [*command, "--owner", owner] if command[1] == "list" else [*command, owner]
+        done = cli(env, *args, "--yes") if command[1] == "purge" else cli(env, *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and "owner must be text" in done.stderr
+
+
 def test_retention_commands(service: Deps, env: dict[str, str]) -> None:
     job = make_job(service, ended_days_ago=400)
     swept = cli(env, "retention", "sweep")
