@@ -62,6 +62,7 @@ FORBIDDEN_FORMS = [
     "https://localhost/hook",
     "https://LOCALHOST./hook",
     "https://api.localhost/hook",
+    "https://api.localhost./hook",  # the root's dot after a name under localhost
     "https://127.0.0.1/hook",
     "https://127.8.9.10:8443/hook",
     "https://10.1.2.3/hook",
@@ -107,6 +108,9 @@ INVALID_FORMS = [
     "https://hôoks.example.com/",
     "https://-bad-.example.com/",
     "https://" + "a" * 2050 + ".com/",
+    # text after an IPv6 literal's bracket, which urlsplit drops without a word
+    "https://[2606:4700::1111]evil.com/hook",
+    "https://[2606:4700::1111]evil.com:443/hook",
 ]
 
 

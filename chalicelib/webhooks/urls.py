@@ -36,6 +36,9 @@ _LABEL = r"(?!-)[a-z0-9_-]{1,63}(?<!-)"
 _HOST_NAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\.?$")
 # The last label decides whether resolvers read a host as an IPv4 number (WHATWG URL).
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+# The authority (no credentials by then): a name or a bracketed IPv6 literal, then an
+# optional port, and nothing else (urlsplit reads "[2606:4700::1111]evil.com" as the IPv6).
+_AUTHORITY = re.compile(r"(\[[^\[\]]+\]|[^\[\]:]+)(:[0-9]*)?")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
@@ -68,6 +71,8 @@ def parse(raw: object, *, allow_http: bool, allow_loopback: bool = False) -> Cal
         _invalid("callbackUrl must use https:// (http:// is refused on this deployment)")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         _invalid("callbackUrl must not carry credentials (user:password@)")
+    if not _AUTHORITY.fullmatch(parts.netloc):
+        _invalid(f"callbackUrl host and port {shown(parts.netloc)} are malformed")
     if parts.fragment or url.endswith("#"):
         _invalid("callbackUrl must not have a #fragment")
     host = (parts.hostname or "").lower()
@@ -80,7 +85,7 @@ def parse(raw: object, *, allow_http: bool, allow_loopback: bool = False) -> Cal
         problem = refusal(address, allow_loopback=allow_loopback)
         if problem:
             _forbidden(f"callbackUrl host {shown(host)} is {problem}")
-    elif not allow_loopback and (host.rstrip(".") == "localhost" or host.endswith(".localhost")):
+    elif not allow_loopback and _is_localhost(host):
         _forbidden("callbackUrl host localhost is a loopback address")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return CallbackUrl(
@@ -114,6 +119,12 @@ def _literal_address(host: str, *, bracketed: bool) -> IPAddress | None:
             f"callbackUrl host {shown(host)} is not a host name; write an IPv4 address as "
             "four decimal numbers (hex, octal and short forms are refused)"
         )
+
+
+def _is_localhost(host: str) -> bool:
+    """`localhost` and every name under it (RFC 6761), with or without the root's dot."""
+    name = host.rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
