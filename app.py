@@ -373,7 +373,7 @@ def rotate_webhook_secret() -> dict[str, Any]:
     return secret.to_api()
 
 
-@app.route("/api/jobs/{job_id}", methods=["DELETE"])
+@app.route("/api/jobs/{job_id}", methods=["DELETE"], content_types=ANY_TYPE)
 @handled
 def delete_job(job_id: str) -> dict[str, Any]:
     """Cancel an unfinished job, or delete a finished one with its uploads and result.
@@ -567,7 +567,7 @@ def admin_resume() -> dict[str, Any]:
     return {"queue": d.settings.queue_name, "paused": False}
 
 
-@app.route("/api/admin/audit", methods=["GET"])
+@app.route("/api/admin/audit", methods=["GET"], content_types=ANY_TYPE)
 @handled
 def admin_audit() -> dict[str, Any]:
     """The audit log, newest first: `?limit=1..200` (default 50), `?before=<id>` pages on."""

@@ -101,3 +101,26 @@ def test_an_odd_content_type_on_a_get_gets_our_error_format(tmp_path: Path) -> N
     assert answer.status_code != 415
     assert set(json.loads(answer.body)["error"]) == {"code", "message"}  # ours, not chalice's
     assert health.status_code == 200
+
+
+def test_every_route_takes_any_content_type_so_errors_are_ours() -> None:
+    """A route left at chalice's default (application/json) answers another type with
+    chalice's own 415 `{Code, Message}` before our code runs (DELETE /api/jobs/{id} and
+    GET /api/admin/audit did); bodies are parsed in the routes, with our error codes."""
+    narrow = [
+        f"{method} {path}"
+        for path, methods in app.routes.items()
+        for method, entry in methods.items()
+        if entry.content_types != ["*/*"]
+    ]
+    assert narrow == []
+
+
+def test_an_odd_content_type_on_a_delete_gets_our_error_format(tmp_path: Path) -> None:
+    with Client(app, project_dir=str(tmp_path)) as client:
+        answer = client.http.delete(
+            "/api/jobs/00000000-0000-0000-0000-000000000000",
+            headers={"Content-Type": "text/x-odd"},
+        )
+    assert answer.status_code == 401
+    assert set(json.loads(answer.body)["error"]) == {"code", "message"}
