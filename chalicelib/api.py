@@ -355,7 +355,7 @@ def _filter(values: Mapping[str, Any], states: Collection[str]) -> JobFilter:
         raise bad_request("invalid_field", f"state must be one of {', '.join(states)}")
     owner = values.get("owner")
     if owner is not None:
-        rules.text(owner, "owner", 200, ApiError)
+        rules.owner(owner, ApiError)
     code = values.get("code")
     if code is not None and not (isinstance(code, str) and re.fullmatch(r"[a-z0-9_]{1,64}", code)):
         raise bad_request("invalid_field", "code must be an error code like corrupt_file")

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import auth
+from chalicelib import auth, rules
 
 if TYPE_CHECKING:
     from chalicelib.jobs import JobStore
@@ -66,6 +66,11 @@ class ApiKey:
         }
 
 
+def _refused(code: str, message: str) -> ValueError:
+    """rules' checks raise this family here: KeyStore reports bad input as ValueError."""
+    return ValueError(message)
+
+
 def check_chosen_key(key: str) -> str:
     """An operator-chosen key: MIN_CHOSEN_KEY+ characters, no whitespace; else ValueError."""
     if len(key) < MIN_CHOSEN_KEY:
@@ -96,8 +101,7 @@ class KeyStore:
         becomes `admin`); for another owner it raises ValueError. A chosen key
         must pass check_chosen_key.
         """
-        if not isinstance(owner, str) or not owner:
-            raise ValueError("owner must be a non-empty string")
+        rules.owner(owner, _refused)
         role = Role(role)
         if key is not None:
             check_chosen_key(key)

@@ -77,13 +77,13 @@ import redis
 from redis.exceptions import NoScriptError
 
 from chalicelib.errors import QueueConfigError
-from chalicelib.rules import MAX_PRIORITY, MIN_PRIORITY
+from chalicelib.rules import MAX_OWNER, MAX_PRIORITY, MIN_PRIORITY
 
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
 
 MAX_JOB_ID_LENGTH = 200
-MAX_OWNER_LENGTH = 200
+MAX_OWNER_LENGTH = MAX_OWNER  # rules.owner: the same rule where keys are made
 MAX_ERROR_CHARS = 2000
 ERROR_HISTORY = 10
 MARKER_MAX = 1024

@@ -68,6 +68,7 @@ MAX_FILE_KEY = 1024
 MAX_GENRE = 64
 MAX_JOB_ID = 64  # a UUID is 36 characters; anything longer is refused before parsing
 MAX_CONTENT_TYPE = 128
+MAX_OWNER = 200  # an owner id: API keys are made for it, the queue keys its tenants by it
 MAX_CALLBACK_URL = 2048  # a job's callbackUrl (chalicelib.webhooks.urls)
 MAX_LIST_LIMIT = 100
 DEFAULT_LIST_LIMIT = 20
@@ -99,6 +100,15 @@ def text(value: Any, name: str, max_len: int, error: ErrorFamily) -> str:
     if len(value) > max_len:
         _refuse(error, "invalid_field", f"{name} must be at most {max_len} characters")
     return storable(value, name, error)
+
+
+def owner(value: Any, error: ErrorFamily) -> str:
+    """An owner id: 1-MAX_OWNER characters Postgres can store, else `invalid_field`.
+
+    Checked where owners are made (`keys create`) as well as where they are looked up:
+    the queue refuses a longer one, so a key for it could submit jobs that never run.
+    """
+    return text(value, "owner", MAX_OWNER, error)
 
 
 def storable(value: str, name: str, error: ErrorFamily) -> str:

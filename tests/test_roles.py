@@ -113,6 +113,15 @@ def test_a_chosen_key_needs_24_characters(service: Deps) -> None:
     assert keys.create(owner, chosen) == chosen and keys.principal(chosen).owner == owner
 
 
+@pytest.mark.parametrize("owner", ["o" * 201, "   ", "a\x00b", "\udcff"])
+def test_a_key_is_made_only_for_an_owner_id_the_queue_accepts(service: Deps, owner: str) -> None:
+    """The queue refuses owners over 200 characters: a key made for one could submit
+    jobs (202) that never reach the queue. One rule (rules.owner) where keys are made."""
+    with pytest.raises(ValueError, match="owner must"):
+        KeyStore(service.jobs).create(owner)
+    assert all(k.owner != owner for k in KeyStore(service.jobs).list())
+
+
 def test_re_registering_a_key_sets_its_role_but_never_moves_it(service: Deps) -> None:
     keys = KeyStore(service.jobs)
     owner = new_owner()
