@@ -19,7 +19,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -247,6 +247,20 @@ def _fetch(
     rows = conn.run(sql, **params)
     names = [c["name"] for c in conn.columns or []]
     return [dict(zip(names, row, strict=True)) for row in rows or ()]
+
+
+def lock_owner_usage(conn: pg8000.native.Connection, owners: Iterable[str]) -> None:
+    """Take the `owner_usage` rows of `owners` in owner order, before a statement that
+    changes several owners' jobs at once.
+
+    Migration 0006's trigger updates a job's owner row for every change of its
+    status, in whatever order the statement visits the jobs; two such statements
+    over shared owners (a retention batch, a redrive) would otherwise deadlock.
+    """
+    conn.run(
+        "SELECT 1 FROM owner_usage WHERE owner = ANY(:owners) ORDER BY owner FOR UPDATE",
+        owners=sorted(set(owners)),
+    )
 
 
 def _create_schema(conn: pg8000.native.Connection, schema: str) -> None:
@@ -718,13 +732,9 @@ class JobStore:
         """
 
         def work(conn: pg8000.native.Connection) -> tuple[list[dict[str, Any]], bool]:
-            # One redrive at a time: two would take owners' usage rows (migration 0006's
-            # trigger) in different orders and could deadlock each other.
-            lock = "soundcheck.redrive." + self.schema
-            conn.run("SELECT pg_advisory_xact_lock(hashtext(:key))", key=lock)
             picked = _fetch(
                 conn,
-                f"SELECT id FROM jobs WHERE status = 'failed' AND retries < :max_retries"
+                f"SELECT id, owner FROM jobs WHERE status = 'failed' AND retries < :max_retries"
                 f" AND uploads_expired_at IS NULL"
                 f" AND ({where}) ORDER BY created_at DESC, id DESC LIMIT :limit"
                 f" FOR UPDATE SKIP LOCKED",
@@ -733,6 +743,7 @@ class JobStore:
             ids = [str(row["id"]) for row in picked[:limit]]
             if not ids:
                 return [], False
+            lock_owner_usage(conn, (row["owner"] for row in picked[:limit]))
             rows = _fetch(
                 conn,
                 f"UPDATE jobs SET {_REQUEUE} WHERE id = ANY(CAST(:ids AS uuid[]))"

@@ -39,7 +39,7 @@ import pg8000.native
 
 from chalicelib import logs
 from chalicelib.errors import ResultExpired, StorageError
-from chalicelib.jobs import _fetch
+from chalicelib.jobs import _fetch, lock_owner_usage
 from chalicelib.storage import LocalStorage, validate_key
 
 if TYPE_CHECKING:
@@ -152,13 +152,7 @@ def expire_results(jobs: JobStore, days: int, batch: int = BATCH) -> tuple[int, 
         if not due:
             return 0, 0
         ids = [row["id"] for row in due]
-        # The console's trigger (migration 0006) updates each job's owner_usage row: take
-        # those rows first, in one order, or two sweepers whose batches share owners
-        # deadlock on them.
-        conn.run(
-            "SELECT 1 FROM owner_usage WHERE owner = ANY(:owners) ORDER BY owner FOR UPDATE",
-            owners=sorted({row["owner"] for row in due}),
-        )
+        lock_owner_usage(conn, (row["owner"] for row in due))
         conn.run(
             "UPDATE jobs SET status = 'expired', result = NULL, result_expired_at = now(),"
             " error_code = :code, error_message = :message, updated_at = now()"
