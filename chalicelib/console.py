@@ -102,7 +102,10 @@ def _job_cursor(cursor: str) -> tuple[datetime, str]:
         when = datetime.fromisoformat(at)
         if when.tzinfo is None or parse_job_id(job_id) is None:
             raise ValueError(cursor)
-    except (TypeError, ValueError):
+        # In UTC, as `next` writes it: Python takes offsets up to +-24 h, Postgres +-15:59
+        # (a forged "+23:59" was a 503); past year 9999 in UTC is OverflowError.
+        when = when.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):
         raise bad_request("invalid_field", "cursor must be the `next` of an earlier page") from None
     return when, str(job_id)
 

@@ -141,6 +141,12 @@ BAD_QUERIES = [
     ("/api/admin/jobs?cursor=%21%21", "invalid_field"),
     ("/api/admin/jobs?cursor=bm9wZQ", "invalid_field"),  # base64 of "nope"
     ("/api/admin/jobs?cursor=WyJ4IiwieSJd", "invalid_field"),  # ["x","y"]
+    # ["9999-12-31T23:00:00-20:00", a job id]: past year 9999 in UTC
+    (
+        "/api/admin/jobs?cursor=WyI5OTk5LTEyLTMxVDIzOjAwOjAwLTIwOjAwIiwiMDAwMDAwMDAtMDAwMC0w"
+        "MDAwLTAwMDAtMDAwMDAwMDAwMDAwIl0",
+        "invalid_field",
+    ),
     ("/api/admin/jobs?status=failed", "unknown_field"),
     ("/api/admin/owners?limit=500", "invalid_limit"),
     ("/api/admin/owners?cursor=WzFd", "invalid_field"),  # [1]
@@ -157,6 +163,20 @@ def test_bad_filters_are_400_with_a_code(http: Any, service: Deps, path: str, co
     response = http.get(path, headers=key_headers(service, Role.ADMIN))
     assert response.status_code == 400, (path, response.body)
     assert json_body(response)["error"]["code"] == code
+
+
+def test_a_cursor_with_an_offset_postgres_does_not_take_is_read_in_utc(
+    http: Any, service: Deps
+) -> None:
+    """Python reads offsets up to +-24 h, Postgres +-15:59: a forged
+    ["2020-01-01T00:00:00+23:59", id] was a 503; it is a point in time like any other."""
+    cursor = "WyIyMDIwLTAxLTAxVDAwOjAwOjAwKzIzOjU5IiwiMDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAwIl0"
+    old = failed_job(service)
+    response = http.get(
+        f"/api/admin/jobs?cursor={cursor}", headers=key_headers(service, Role.ADMIN)
+    )
+    assert response.status_code == 200, response.body
+    assert old.id not in [job["jobId"] for job in json_body(response)["jobs"]]  # made after 2020
 
 
 @pytest.mark.parametrize(
