@@ -170,7 +170,10 @@ def test_a_cursor_with_an_offset_postgres_does_not_take_is_read_in_utc(
 ) -> None:
     """Python reads offsets up to +-24 h, Postgres +-15:59: a forged
     ["2020-01-01T00:00:00+23:59", id] was a 503; it is a point in time like any other."""
-    cursor = "WyIyMDIwLTAxLTAxVDAwOjAwOjAwKzIzOjU5IiwiMDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAwIl0"
+    cursor = (
+        "WyIyMDIwLTAxLTAxVDAwOjAwOjAwKzIzOjU5IiwiMDAwMDAwMDAtMDAwMC0w"
+        "MDAwLTAwMDAtMDAwMDAwMDAwMDAwIl0"
+    )
     old = failed_job(service)
     response = http.get(
         f"/api/admin/jobs?cursor={cursor}", headers=key_headers(service, Role.ADMIN)
