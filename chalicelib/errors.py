@@ -360,11 +360,26 @@ def of(exc: BaseException) -> SoundcheckError:
     if isinstance(exc, SoundcheckError):
         return exc
     service = _SERVICES.get(type(exc).__module__.split(".")[0])
+    if service is not None and _sqlstate(exc)[:2] in _OUR_SQL_FAULTS:
+        return InternalError()
     if service is not None:
         return Unavailable(service)
     if isinstance(exc, OSError):
         return Unavailable("io_error")
     return InternalError()
+
+
+# SQLSTATE classes that Postgres answers for what we sent, never for its own state:
+# cardinality, data exception (a NUL, an out-of-range time zone), integrity, syntax or
+# an undefined name. A bug to fix (500 internal_error), not a service to wait for (503
+# "retry soon", which the same request can never get past).
+_OUR_SQL_FAULTS = frozenset({"21", "22", "23", "42"})
+
+
+def _sqlstate(exc: BaseException) -> str:
+    """A pg8000 DatabaseError's SQLSTATE (its first argument's "C"), else ""."""
+    detail = exc.args[0] if exc.args else None
+    return str(detail.get("C", "")) if isinstance(detail, dict) else ""
 
 
 def exhausted_codes() -> list[str]:

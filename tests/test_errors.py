@@ -97,6 +97,27 @@ def test_library_exceptions_become_unavailable_with_a_fixed_message() -> None:
         assert (public.code, public.reference) == ("unavailable", error.reference)
 
 
+def _pg_error(sqlstate: str) -> pg8000.exceptions.DatabaseError:
+    return pg8000.exceptions.DatabaseError({"S": "ERROR", "C": sqlstate, "M": "secret detail"})
+
+
+@pytest.mark.parametrize("sqlstate", ["22021", "22009", "23505", "42P01", "21000"])
+def test_postgres_refusing_what_we_sent_is_a_bug_not_an_outage(sqlstate: str) -> None:
+    """A NUL byte (22021) or an offset Postgres does not take (22009) in a query was a
+    503 "retry soon" that no retry gets past: the same request fails the same way."""
+    error = errors.of(_pg_error(sqlstate))
+    assert isinstance(error, InternalError) and error.status == 500
+    assert "secret detail" not in error.message
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001", "53300", "57P01", "08006", "55P03"])
+def test_postgres_states_that_pass_stay_unavailable(sqlstate: str) -> None:
+    """Deadlock, serialization, too many connections, shutdown, a lost connection, a
+    lock not available: a retry can succeed."""
+    error = errors.of(_pg_error(sqlstate))
+    assert isinstance(error, Unavailable) and error.retryable and error.status == 503
+
+
 def test_a_bug_is_an_internal_error_that_quotes_only_its_reference() -> None:
     error = errors.of(ZeroDivisionError("the secret sauce"))
     assert isinstance(error, InternalError) and error.retryable and error.status == 500
