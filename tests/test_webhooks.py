@@ -29,7 +29,7 @@ from chalicelib.deps import Deps
 from chalicelib.errors import ApiError, SettingsError
 from chalicelib.jobs import JobSpec
 from chalicelib.settings import load
-from chalicelib.webhooks import deliver, signing, urls
+from chalicelib.webhooks import deliver, send, signing, urls
 from chalicelib.webhooks.store import WebhookStore, callback_view
 from tests.pipeline_support import (
     app_http,
@@ -511,12 +511,14 @@ def test_a_rotated_secret_signs_alongside_the_new_one(deps: Deps) -> None:
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A test CA and a certificate it signed for 127.0.0.1 (openssl)."""
+    """A test CA and a certificate it signed for 127.0.0.1 and hooks.example (openssl)."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed (Debian package openssl)")
     where = tmp_path_factory.mktemp("tls")
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    (where / "leaf.ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    (where / "leaf.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:hooks.example\nbasicConstraints=CA:FALSE\n"
+    )
     ca = ["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=soundcheck CA"]
     leaf = ["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"]
     sign = ["-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"]
@@ -546,6 +548,32 @@ def test_https_verifies_the_receivers_certificate(
         [got] = [r for r in hook.requests if r.event()["data"]["jobId"] == trusted]
     secret = WebhookStore(deps.jobs).secret(owner).secret
     assert verify_signature(secret, got.body, got.headers["soundcheck-signature"])
+
+
+@pytest.mark.parametrize("host", ["hooks.example", "hooks.example.", "HOOKS.Example."])
+def test_a_name_is_sent_to_as_its_certificate_names_it(
+    host: str, certificates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`example.com.` (the root's dot) and `EXAMPLE.com` are the same host as
+    `example.com`: TLS checks the certificate for the name without the dot (with it,
+    every attempt failed 'Hostname mismatch'). This machine has no DNS: the name
+    resolves to the receiver through a resolver of the test's."""
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certificates / "leaf.pem", certificates / "leaf.key")
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates / "ca.pem"))
+
+    def to_receiver(name: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        assert name == host.lower()
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    with receiver(200, tls=tls) as hook:
+        port = hook.url.split(":")[2].split("/")[0]
+        callback = urls.parse(f"https://{host}:{port}/hook", allow_http=False, allow_loopback=True)
+        sent = send.post(
+            callback, b"{}", {}, timeout_s=10, allow_loopback=True, resolver=to_receiver
+        )
+        assert (sent.status, sent.error) == (200, None)
+        assert hook.requests[0].headers["host"] == f"hooks.example:{port}"
 
 
 def test_the_lambda_functions_deliver_after_their_drain(deps: Deps) -> None:

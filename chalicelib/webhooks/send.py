@@ -68,10 +68,13 @@ def post(
     watchdog.daemon = True
     watchdog.start()
     try:
+        # A name written with the root's dot (`example.com.`) is the same name, but
+        # certificates and virtual hosts name it without the dot.
+        name = callback.host if callback.address is not None else callback.host.rstrip(".")
         if callback.scheme == "https":
             context = ssl.create_default_context()
-            sock = context.wrap_socket(sock, server_hostname=callback.host)
-        conn = http.client.HTTPConnection(callback.host, callback.port, timeout=timeout_s)
+            sock = context.wrap_socket(sock, server_hostname=name)
+        conn = http.client.HTTPConnection(name, callback.port, timeout=timeout_s)
         conn.sock = sock  # already connected to the checked address: no connect of its own
         conn.request(
             "POST",
