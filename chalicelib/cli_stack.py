@@ -223,8 +223,21 @@ def _owner_purge(args: argparse.Namespace) -> int:
         return 2
     deps = Deps.from_settings(settings.get())
     try:
+        held = purge.holdings(deps.jobs, args.owner)
+        if held.empty:
+            print(
+                f"{command}: owner {args.owner!r} has no jobs, share links or API keys "
+                "(check the spelling); removing any uploaded files left",
+                file=sys.stderr,
+            )
+        if held.admin_keys:
+            print(
+                f"{command}: warning: {held.admin_keys} of owner {args.owner!r}'s keys are "
+                "admin keys; whoever uses them (a running `soundcheck dev`, the console) "
+                "is locked out",
+                file=sys.stderr,
+            )
         if not args.yes:
-            held = purge.holdings(deps.jobs, args.owner)
             print(
                 f"This deletes owner {args.owner!r} for good: {held.jobs} jobs (uploads and "
                 f"results), {held.shares} share links, {held.keys} API keys."

@@ -52,9 +52,14 @@ class OwnerHoldings:
     jobs: int
     shares: int
     keys: int
+    admin_keys: int = 0  # live admin keys: purging them locks their holders out
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @property
+    def empty(self) -> bool:
+        return self.jobs == self.shares == self.keys == 0
 
 
 @dataclass(frozen=True)
@@ -74,14 +79,16 @@ class PurgeReport:
 
 
 def holdings(jobs: JobStore, owner: str) -> OwnerHoldings:
-    """Counts of the owner's jobs, share links and API keys."""
+    """Counts of the owner's jobs, share links and API keys (and live admin keys)."""
     row = jobs._rows(
         "SELECT (SELECT count(*) FROM jobs WHERE owner = :owner) AS jobs,"
         " (SELECT count(*) FROM shares WHERE owner = :owner) AS shares,"
-        " (SELECT count(*) FROM api_keys WHERE owner = :owner) AS keys",
+        " (SELECT count(*) FROM api_keys WHERE owner = :owner) AS keys,"
+        " (SELECT count(*) FROM api_keys WHERE owner = :owner AND role = 'admin'"
+        "  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS admins",
         owner=owner,
     )[0]
-    return OwnerHoldings(int(row["jobs"]), int(row["shares"]), int(row["keys"]))
+    return OwnerHoldings(int(row["jobs"]), int(row["shares"]), int(row["keys"]), int(row["admins"]))
 
 
 def purge_owner(deps: Deps, owner: str, actor: str) -> PurgeReport:

@@ -26,6 +26,7 @@ from chalice.local import LambdaContext
 from chalicelib import consumer, purge, retention
 from chalicelib.deps import Deps
 from chalicelib.jobs import Job, JobSpec, UploadsExpired
+from chalicelib.keys import KeyStore, Role
 from chalicelib.shares import ShareStore
 from chalicelib.storage import LocalStorage, S3Storage, new_key, owner_id
 from chalicelib.webhooks.store import WebhookStore
@@ -459,7 +460,7 @@ def test_purge_removes_everything_of_one_owner_and_nothing_of_another(service: D
     owner, jobs, keys = owner_with_everything(service)
     other, other_jobs, other_keys = owner_with_everything(service)
     before_other = state_of(service, other, other_jobs)
-    assert before_other["holdings"] == {"jobs": 3, "shares": 1, "keys": 2}
+    assert before_other["holdings"] == {"jobs": 3, "shares": 1, "keys": 2, "admin_keys": 0}
 
     report = purge.purge_owner(service, owner, "test")
     assert report.to_dict() == {
@@ -472,7 +473,7 @@ def test_purge_removes_everything_of_one_owner_and_nothing_of_another(service: D
         "uploads": 5,  # 3 mains, a reference, the never-submitted one
     }
     after = state_of(service, owner, jobs)
-    assert after["holdings"] == {"jobs": 0, "shares": 0, "keys": 0}
+    assert after["holdings"] == {"jobs": 0, "shares": 0, "keys": 0, "admin_keys": 0}
     assert after["secrets"] == 0 and after["usage"] == 0
     assert set(after["queued"].values()) == {None} and after["files"] == []
     assert all(service.jobs.get(j.id) is None for j in jobs)
@@ -518,7 +519,12 @@ def test_a_purge_cut_short_is_finished_by_running_it_again(
     monkeypatch.setattr(storage, "delete_owner", crash)
     with pytest.raises(OSError):
         purge.purge_owner(service, owner, "test")
-    assert purge.holdings(service.jobs, owner).to_dict() == {"jobs": 0, "shares": 0, "keys": 0}
+    assert purge.holdings(service.jobs, owner).to_dict() == {
+        "jobs": 0,
+        "shares": 0,
+        "keys": 0,
+        "admin_keys": 0,
+    }
     assert state_of(service, owner, jobs)["files"]  # the files are still there
     monkeypatch.undo()
     # 3. run again: the files go
@@ -553,8 +559,22 @@ def test_owner_purge_command_needs_yes_without_a_terminal(
         f"purged owner {owner!r}: 3 jobs, 1 share links, 2 API keys, 1 webhook secrets, "
         "1 queue entries, 5 uploaded files"
     )
+    assert done.stderr == ""
     again = cli(env, "owner", "purge", owner, "--yes", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["jobs"] == 0
+    assert "has no jobs, share links or API keys (check the spelling)" in again.stderr
+
+
+def test_owner_purge_warns_before_it_locks_out_an_admin(service: Deps, env: dict[str, str]) -> None:
+    """Purging the local stack's own owner (`dev`, an admin) silently revoked the key the
+    stack, the CLI and the console use; it now says so, on a terminal or with --yes."""
+    admin = f"ops-{new_owner()}"
+    KeyStore(service.jobs).create(admin, role=Role.ADMIN)
+    KeyStore(service.jobs).create(admin)
+    assert purge.holdings(service.jobs, admin).admin_keys == 1
+    done = cli(env, "owner", "purge", admin, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert f"warning: 1 of owner {admin!r}'s keys are admin keys" in done.stderr
 
 
 @pytest.mark.parametrize("command", [("owner", "purge"), ("keys", "create"), ("keys", "list")])
