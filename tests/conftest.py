@@ -15,10 +15,11 @@ through it that way in CI); `database_url` stays direct for the tests' own check
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -134,6 +135,28 @@ def service_database_url(request: pytest.FixtureRequest, database_url: str) -> s
     if mode == "pgbouncer":
         return str(request.getfixturevalue("pgbouncer_url"))
     return database_url
+
+
+@pytest.fixture
+def make_env(
+    redis_url: str, database_url: str, queue_name: str, tmp_path: Path
+) -> Iterator[Callable[..., dict[str, str]]]:
+    """`make_env(url, **settings)`: the environment of a fresh deployment for this test.
+
+    Each call migrates a Postgres schema of its own (dropped when the test ends); the
+    service talks to Postgres at `url` (`database_url`, `service_database_url` or a
+    pooler's), on this test's queue and a storage dir under tmp_path, with the extra
+    settings (environment names to strings) on top.
+    """
+    from tests.pipeline_support import own_schema, service_env
+
+    with contextlib.ExitStack() as schemas:
+
+        def make(url: str, **settings: str) -> dict[str, str]:
+            schema = schemas.enter_context(own_schema(database_url))
+            return service_env(redis_url, url, schema, queue_name, tmp_path / "objects", **settings)
+
+        yield make
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,27 +22,15 @@ from tests.pipeline_support import (
     installed,
     json_body,
     new_owner,
-    own_schema,
-    service_env,
 )
 from tests.test_consumer import LEASE_S, drain, submit
 
 
 @pytest.fixture
-def service(
-    redis_url: str, database_url: str, service_database_url: str, queue_name: str, tmp_path: Path
-) -> Iterator[Deps]:
-    with own_schema(database_url) as schema:
-        env = service_env(
-            redis_url,
-            service_database_url,
-            schema,
-            queue_name,
-            tmp_path / "objects",
-            SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
-        )
-        with installed(env, backoff_ms=20) as d:
-            yield d
+def service(make_env: Callable[..., dict[str, str]], service_database_url: str) -> Iterator[Deps]:
+    env = make_env(service_database_url, SOUNDCHECK_LEASE_SECONDS=str(LEASE_S))
+    with installed(env, backoff_ms=20) as d:
+        yield d
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -27,24 +27,15 @@ from tests.pipeline_support import (
     json_body,
     log_events,
     new_owner,
-    own_schema,
     put_upload,
-    service_env,
     settings_for,
     wav_bytes,
 )
 
 
 @pytest.fixture
-def env(
-    redis_url: str,
-    database_url: str,
-    service_database_url: str,
-    queue_name: str,
-    tmp_path: Path,
-) -> Iterator[dict[str, str]]:
-    with own_schema(database_url) as schema:
-        yield service_env(redis_url, service_database_url, schema, queue_name, tmp_path / "objects")
+def env(make_env: Callable[..., dict[str, str]], service_database_url: str) -> dict[str, str]:
+    return make_env(service_database_url)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import urllib.request
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,7 @@ from tests.pipeline_support import (
     closed_port,
     log_events,
     new_owner,
-    own_schema,
     put_upload,
-    service_env,
     settings_for,
 )
 
@@ -108,10 +106,8 @@ def test_without_a_function_name_waking_is_left_to_the_queue() -> None:
 
 @pytest.fixture
 def service(
-    redis_url: str,
+    make_env: Callable[..., dict[str, str]],
     database_url: str,
-    queue_name: str,
-    tmp_path: Path,
     function_name: str,
     lambda_endpoint: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -119,20 +115,12 @@ def service(
     """A deployment whose CONSUMER_FUNCTION_NAME is the moto function; boto3 goes to moto."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", lambda_endpoint)
     monkeypatch.setattr(wake, "_clients", {})  # the process-wide client, rebuilt for moto
-    with own_schema(database_url) as schema:
-        env = service_env(
-            redis_url,
-            database_url,
-            schema,
-            queue_name,
-            tmp_path / "objects",
-            CONSUMER_FUNCTION_NAME=function_name,
-        )
-        d = build_deps(settings_for(env))
-        previous = deps.override(d)
-        yield d
-        deps.override(previous)
-        d.close()
+    env = make_env(database_url, CONSUMER_FUNCTION_NAME=function_name)
+    d = build_deps(settings_for(env))
+    previous = deps.override(d)
+    yield d
+    deps.override(previous)
+    d.close()
 
 
 def test_submit_wakes_the_consumer_function(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,6 @@ from tests.pipeline_support import (
     build_deps,
     json_body,
     log_events,
-    own_schema,
-    service_env,
     settings_for,
 )
 from tests.test_consumer import LEASE_S, blocking, drain, submit
@@ -34,21 +32,11 @@ from tests.waiting import wait_until
 
 
 @pytest.fixture
-def service(
-    redis_url: str, database_url: str, service_database_url: str, queue_name: str, tmp_path: Path
-) -> Iterator[Deps]:
-    with own_schema(database_url) as schema:
-        env = service_env(
-            redis_url,
-            service_database_url,
-            schema,
-            queue_name,
-            tmp_path / "objects",
-            SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
-        )
-        d = build_deps(settings_for(env), backoff_ms=20)
-        yield d
-        d.close()
+def service(make_env: Callable[..., dict[str, str]], service_database_url: str) -> Iterator[Deps]:
+    env = make_env(service_database_url, SOUNDCHECK_LEASE_SECONDS=str(LEASE_S))
+    d = build_deps(settings_for(env), backoff_ms=20)
+    yield d
+    d.close()
 
 
 @pytest.fixture

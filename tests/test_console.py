@@ -12,7 +12,7 @@ import itertools
 import json
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,6 @@ from tests.pipeline_support import (
     installed,
     json_body,
     new_owner,
-    own_schema,
-    service_env,
 )
 from tests.test_consumer import LEASE_S, drain, submit
 from tests.waiting import wait_until
@@ -589,26 +587,18 @@ def test_a_failed_admin_action_leaves_no_audit_row_and_a_done_one_always_has_one
 
 
 def test_the_same_through_pgbouncer(
-    redis_url: str, database_url: str, pgbouncer_url: str, queue_name: str, tmp_path: Path
+    make_env: Callable[..., dict[str, str]], pgbouncer_url: str, tmp_path: Path
 ) -> None:
     """Transaction pooling: the audit row and the action share one server transaction."""
-    with own_schema(database_url) as schema:
-        env = service_env(
-            redis_url,
-            pgbouncer_url,
-            schema,
-            queue_name,
-            tmp_path / "objects",
-            SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
-        )
-        with installed(env, backoff_ms=20) as service, app_http(tmp_path) as http:
-            check_audit_is_part_of_each_action(http, service)
-            admin = key_headers(service, Role.ADMIN)
-            # the lists and counts read through the pooler too: the redriven job waits again
-            (row,) = listed(http, admin, "?owner=ivy")["jobs"]
-            assert (row["state"], row["retries"], len(row["attempts"])) == ("waiting", 2, 2)
-            counts = json_body(http.get("/api/admin/overview", headers=admin))["counts"]
-            assert (counts["queued"], counts["failed"], counts["cancelled"]) == (1, 0, 0)
+    env = make_env(pgbouncer_url, SOUNDCHECK_LEASE_SECONDS=str(LEASE_S))
+    with installed(env, backoff_ms=20) as service, app_http(tmp_path) as http:
+        check_audit_is_part_of_each_action(http, service)
+        admin = key_headers(service, Role.ADMIN)
+        # the lists and counts read through the pooler too: the redriven job waits again
+        (row,) = listed(http, admin, "?owner=ivy")["jobs"]
+        assert (row["state"], row["retries"], len(row["attempts"])) == ("waiting", 2, 2)
+        counts = json_body(http.get("/api/admin/overview", headers=admin))["counts"]
+        assert (counts["queued"], counts["failed"], counts["cancelled"]) == (1, 0, 0)
 
 
 def test_a_pause_redis_refuses_leaves_no_audit_row(http: Any, service: Deps) -> None:

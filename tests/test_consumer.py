@@ -7,7 +7,7 @@ import json
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,7 @@ from tests.pipeline_support import (
     build_deps,
     log_events,
     new_owner,
-    own_schema,
     put_upload,
-    service_env,
     settings_for,
     wav_bytes,
 )
@@ -36,24 +34,13 @@ LEASE_S = 1.0  # renewed every 1/3 s: 2/3 s of slack on a busy machine
 
 
 @pytest.fixture
-def env(
-    redis_url: str,
-    database_url: str,
-    service_database_url: str,
-    queue_name: str,
-    tmp_path: Path,
-) -> Iterator[dict[str, str]]:
-    with own_schema(database_url) as schema:
-        yield service_env(
-            redis_url,
-            service_database_url,
-            schema,
-            queue_name,
-            tmp_path / "objects",
-            SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
-            SOUNDCHECK_MAX_ATTEMPTS="3",
-            SOUNDCHECK_MAX_STALLS="2",
-        )
+def env(make_env: Callable[..., dict[str, str]], service_database_url: str) -> dict[str, str]:
+    return make_env(
+        service_database_url,
+        SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
+        SOUNDCHECK_MAX_ATTEMPTS="3",
+        SOUNDCHECK_MAX_STALLS="2",
+    )
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -41,15 +41,11 @@ LIMITS = {
 
 @pytest.fixture
 def service(
-    redis_url: str, database_url: str, queue_name: str, tmp_path: Path, request: Any
+    make_env: Callable[..., dict[str, str]], database_url: str, request: Any
 ) -> Iterator[Deps]:
-    extra = getattr(request, "param", LIMITS)
-    with own_schema(database_url) as schema:
-        env = service_env(
-            redis_url, database_url, schema, queue_name, tmp_path / "objects", **extra
-        )
-        with installed(env) as d:
-            yield d
+    env = make_env(database_url, **getattr(request, "param", LIMITS))
+    with installed(env) as d:
+        yield d
 
 
 @pytest.fixture

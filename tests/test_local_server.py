@@ -7,9 +7,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +20,7 @@ from chalicelib import deps
 from chalicelib.deps import Deps
 from chalicelib.local.server import LocalServer, app_preflight, make_server
 from chalicelib.local.stack import _serve_from_threads
-from tests.pipeline_support import build_deps, new_owner, own_schema, service_env, settings_for
+from tests.pipeline_support import build_deps, new_owner, settings_for
 
 
 @dataclass
@@ -85,31 +84,24 @@ def error_code(body: bytes) -> str:
 
 
 @pytest.fixture
-def served(
-    redis_url: str,
-    database_url: str,
-    service_database_url: str,
-    queue_name: str,
-    tmp_path: Path,
-) -> Iterator[Served]:
-    with own_schema(database_url) as schema:
-        env = service_env(redis_url, service_database_url, schema, queue_name, tmp_path / "objects")
-        d = build_deps(settings_for(env))
-        previous = deps.override(d)
-        _serve_from_threads(app)
-        config = Config.create(chalice_stage="dev", app_name=app.app_name, lambda_timeout=30)
-        server = make_server(app, config, "127.0.0.1", 0, preflight=app_preflight(app, deps.get))
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        host, port = server.server_address[:2]
-        try:
-            yield Served(server, str(host), int(port), d, d.jobs.create_api_key(new_owner()))
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=30)
-            deps.override(previous)
-            d.close()
+def served(make_env: Callable[..., dict[str, str]], service_database_url: str) -> Iterator[Served]:
+    env = make_env(service_database_url)
+    d = build_deps(settings_for(env))
+    previous = deps.override(d)
+    _serve_from_threads(app)
+    config = Config.create(chalice_stage="dev", app_name=app.app_name, lambda_timeout=30)
+    server = make_server(app, config, "127.0.0.1", 0, preflight=app_preflight(app, deps.get))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    try:
+        yield Served(server, str(host), int(port), d, d.jobs.create_api_key(new_owner()))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
+        deps.override(previous)
+        d.close()
 
 
 def test_64_concurrent_clients_are_all_answered(served: Served) -> None:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,7 @@ from tests.pipeline_support import (
     json_body,
     log_events,
     new_owner,
-    own_schema,
     put_upload,
-    service_env,
     settings_for,
     wav_bytes,
 )
@@ -51,23 +49,12 @@ DAY = 86400.0
 
 
 @pytest.fixture
-def env(
-    redis_url: str,
-    database_url: str,
-    service_database_url: str,
-    queue_name: str,
-    tmp_path: Path,
-) -> Iterator[dict[str, str]]:
-    with own_schema(database_url) as schema:
-        yield service_env(
-            redis_url,
-            service_database_url,
-            schema,
-            queue_name,
-            tmp_path / "objects",
-            SOUNDCHECK_UPLOAD_RETENTION_DAYS="30",
-            SOUNDCHECK_RESULT_RETENTION_DAYS="365",
-        )
+def env(make_env: Callable[..., dict[str, str]], service_database_url: str) -> dict[str, str]:
+    return make_env(
+        service_database_url,
+        SOUNDCHECK_UPLOAD_RETENTION_DAYS="30",
+        SOUNDCHECK_RESULT_RETENTION_DAYS="365",
+    )
 
 
 @pytest.fixture

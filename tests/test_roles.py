@@ -10,7 +10,7 @@ import stat
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +28,14 @@ from tests.pipeline_support import (
     installed,
     json_body,
     new_owner,
-    own_schema,
-    service_env,
     settings_for,
 )
 from tests.test_api import assert_error, get, submit
 
 
 @pytest.fixture
-def env(
-    redis_url: str, database_url: str, service_database_url: str, queue_name: str, tmp_path: Path
-) -> Iterator[dict[str, str]]:
-    with own_schema(database_url) as schema:
-        yield service_env(redis_url, service_database_url, schema, queue_name, tmp_path / "objects")
+def env(make_env: Callable[..., dict[str, str]], service_database_url: str) -> dict[str, str]:
+    return make_env(service_database_url)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,7 @@ from tests.pipeline_support import (
     hanging_wav,
     log_events,
     new_owner,
-    own_schema,
     put_upload,
-    service_env,
     settings_for,
     slow_flac,
     wav_bytes,
@@ -42,35 +40,30 @@ MAX_STALLS = 2
 
 
 def make_service(
-    redis_url: str, database_url: str, queue_name: str, tmp_path: Path, ceiling_s: float
+    make_env: Callable[..., dict[str, str]], database_url: str, ceiling_s: float
 ) -> Iterator[Deps]:
-    with own_schema(database_url) as schema:
-        env = service_env(
-            redis_url,
-            database_url,
-            schema,
-            queue_name,
-            tmp_path / "objects",
-            SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
-            SOUNDCHECK_MAX_JOB_SECONDS=str(ceiling_s),
-            SOUNDCHECK_MAX_ATTEMPTS="3",
-            SOUNDCHECK_MAX_STALLS=str(MAX_STALLS),
-        )
-        d = build_deps(settings_for(env), backoff_ms=20)
-        yield d
-        d.close()
+    env = make_env(
+        database_url,
+        SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
+        SOUNDCHECK_MAX_JOB_SECONDS=str(ceiling_s),
+        SOUNDCHECK_MAX_ATTEMPTS="3",
+        SOUNDCHECK_MAX_STALLS=str(MAX_STALLS),
+    )
+    d = build_deps(settings_for(env), backoff_ms=20)
+    yield d
+    d.close()
 
 
 @pytest.fixture
-def service(redis_url: str, database_url: str, queue_name: str, tmp_path: Path) -> Iterator[Deps]:
+def service(make_env: Callable[..., dict[str, str]], database_url: str) -> Iterator[Deps]:
     """A deployment whose jobs may run CEILING_S seconds."""
-    yield from make_service(redis_url, database_url, queue_name, tmp_path, CEILING_S)
+    yield from make_service(make_env, database_url, CEILING_S)
 
 
 @pytest.fixture
-def roomy(redis_url: str, database_url: str, queue_name: str, tmp_path: Path) -> Iterator[Deps]:
+def roomy(make_env: Callable[..., dict[str, str]], database_url: str) -> Iterator[Deps]:
     """A deployment with a ceiling no normal short job meets, even on a busy machine."""
-    yield from make_service(redis_url, database_url, queue_name, tmp_path, ROOMY_CEILING_S)
+    yield from make_service(make_env, database_url, ROOMY_CEILING_S)
 
 
 def submit(service: Deps, data: bytes, name: str = "mix.wav", owner: str | None = None) -> Job:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +25,14 @@ from tests.pipeline_support import (
     installed,
     json_body,
     new_owner,
-    own_schema,
-    service_env,
 )
 
 WEB = webapp.WEB_DIR
 
 
 @pytest.fixture
-def env(
-    redis_url: str, database_url: str, queue_name: str, tmp_path: Path
-) -> Iterator[dict[str, str]]:
-    with own_schema(database_url) as schema:
-        yield service_env(redis_url, database_url, schema, queue_name, tmp_path / "objects")
+def env(make_env: Callable[..., dict[str, str]], database_url: str) -> dict[str, str]:
+    return make_env(database_url)
 
 
 @pytest.fixture

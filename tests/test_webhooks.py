@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from chalice.local import LambdaContext
 from chalicelib import consumer, webhooks
 from chalicelib.deps import Deps
 from chalicelib.errors import ApiError, SettingsError
-from chalicelib.jobs import JobSpec
+from chalicelib.jobs import Job, JobSpec
 from chalicelib.settings import load
 from chalicelib.webhooks import deliver, send, signing, urls
 from chalicelib.webhooks.store import WebhookStore, callback_view
@@ -37,9 +37,7 @@ from tests.pipeline_support import (
     installed,
     json_body,
     new_owner,
-    own_schema,
     put_upload,
-    service_env,
     settings_for,
     wav_bytes,
 )
@@ -246,11 +244,8 @@ def test_backoff_doubles_with_jitter_and_spans_about_an_hour() -> None:
 
 
 @pytest.fixture
-def env(redis_url: str, database_url: str, queue_name: str, tmp_path: Path) -> Iterator[dict]:
-    with own_schema(database_url) as schema:
-        yield service_env(
-            redis_url, database_url, schema, queue_name, tmp_path / "objects", **TEST_SETTINGS
-        )
+def env(make_env: Callable[..., dict[str, str]], database_url: str) -> dict[str, str]:
+    return make_env(database_url, **TEST_SETTINGS)
 
 
 @pytest.fixture
@@ -266,6 +261,15 @@ def _job(deps: Deps, owner: str, callback_url: str | None) -> str:
     spec = JobSpec(owner, "genre", None, f"uploads/{owner}/x/mix.wav", "mix.wav", None, None)
     job, _ = deps.jobs.create(JobSpec(**{**spec.__dict__, "callback_url": callback_url}), None)
     return job.id
+
+
+def _queued(deps: Deps, owner: str, callback_url: str) -> Job:
+    """A job on real audio with a callback, stored and on the queue for a consumer."""
+    key = put_upload(deps, owner, wav_bytes(0.5))
+    spec = JobSpec(owner, "genre", None, key, None, None, None, callback_url=callback_url)
+    job, _ = deps.jobs.create(spec)
+    deps.queue.enqueue(job.id, owner=owner)
+    return job
 
 
 def _complete(deps: Deps, job_id: str, token: int = 1) -> None:
@@ -581,18 +585,7 @@ def test_the_lambda_functions_deliver_after_their_drain(deps: Deps) -> None:
     sweeper every minute picks up whatever is due."""
     owner = new_owner()
     with receiver(500, 200) as hook:
-        spec = JobSpec(
-            owner,
-            "genre",
-            None,
-            put_upload(deps, owner, wav_bytes(0.5)),
-            None,
-            None,
-            None,
-            callback_url=hook.url,
-        )
-        job, _ = deps.jobs.create(spec)
-        deps.queue.enqueue(job.id, owner=owner)
+        job = _queued(deps, owner, hook.url)
         woken = consumer.run_consumer(deps, LambdaContext("consumer", 2048, max_runtime_ms=300_000))
         assert woken["drain"]["completed"] == 1
         assert woken["webhooks"]["retried"] == 1  # the receiver's 500, then backoff
@@ -608,18 +601,7 @@ def test_the_lambda_functions_deliver_after_their_drain(deps: Deps) -> None:
 def test_a_job_this_worker_ends_is_sent_without_waiting_for_the_poll(deps: Deps) -> None:
     owner = new_owner()
     with receiver(200) as hook, deliverer(deps, period_s=600):
-        spec = JobSpec(
-            owner,
-            "genre",
-            None,
-            put_upload(deps, owner, wav_bytes(0.5)),
-            None,
-            None,
-            None,
-            callback_url=hook.url,
-        )
-        job, _ = deps.jobs.create(spec)
-        deps.queue.enqueue(job.id, owner=owner)
+        job = _queued(deps, owner, hook.url)
         assert consumer.drain(deps, "c1", consumer.forever).completed == 1
         wait_until(lambda: hook.requests, timeout=30, what="the event, long before the poll")
     assert hook.requests[0].event()["data"]["jobId"] == job.id
