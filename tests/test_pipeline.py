@@ -98,25 +98,31 @@ def stop(process: subprocess.Popen[bytes]) -> int:
         raise
 
 
-@pytest.fixture(scope="module")
-def stack(
+@contextmanager
+def running_stack(
     redis_url: str,
     database_url: str,
-    service_database_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    service_url: str,
+    data_dir: Path,
+    queue_name: str,
+    **settings: str,
 ) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp("stack")
-    queue_name = f"e2e-{uuid.uuid4().hex[:8]}"
+    """`soundcheck dev` with two workers on a migrated schema of its own, until exit.
+
+    The stack talks to Postgres at `service_url` (`database_url` itself or a pooler's)
+    and sweeps every 0.2 s; `settings` (environment names to strings) go on top. On
+    exit it is stopped with SIGINT and must exit 0.
+    """
     with own_schema(database_url) as schema:
         env = {
             **os.environ,
             "REDIS_URL": redis_url,
-            "DATABASE_URL": service_database_url,
+            "DATABASE_URL": service_url,
             "SOUNDCHECK_DB_SCHEMA": schema,
             "QUEUE_NAME": queue_name,
-            "SOUNDCHECK_LEASE_SECONDS": str(LEASE_S),
             "SOUNDCHECK_SWEEP_SECONDS": "0.2",
             "SOUNDCHECK_API_KEY": f"sck_test_{uuid.uuid4().hex}",
+            **settings,
         }
         process = start_stack(data_dir, env, consumers=2)
         try:
@@ -135,6 +141,26 @@ def stack(
             client.close()
         finally:
             assert stop(process) == 0
+
+
+@pytest.fixture(scope="module")
+def stack(
+    redis_url: str,
+    database_url: str,
+    service_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("stack")
+    queue_name = f"e2e-{uuid.uuid4().hex[:8]}"
+    with running_stack(
+        redis_url,
+        database_url,
+        service_database_url,
+        data_dir,
+        queue_name,
+        SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
+    ) as stack:
+        yield stack
 
 
 @contextmanager

@@ -22,16 +22,13 @@ import redis
 
 from chalicelib.client import Client
 from chalicelib.jobs import Job, JobStore
-from chalicelib.queue import Queue
 from tests.conftest import _LOCK_KEY, RUN_ID
-from tests.pipeline_support import hanging_wav, own_schema, slow_flac, wav_bytes
+from tests.pipeline_support import hanging_wav, slow_flac, wav_bytes
 from tests.test_pipeline import (
     Stack,
     _alive,
-    start_stack,
-    stop,
+    running_stack,
     wait_done,
-    wait_for_state,
     workers_ready,
 )
 from tests.waiting import wait_until
@@ -47,36 +44,17 @@ def stack(
 ) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("stuck")
     queue_name = f"stuck-{uuid.uuid4().hex[:8]}"
-    with own_schema(database_url) as schema:
-        env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": database_url,
-            "SOUNDCHECK_DB_SCHEMA": schema,
-            "QUEUE_NAME": queue_name,
-            "SOUNDCHECK_LEASE_SECONDS": str(LEASE_S),
-            "SOUNDCHECK_SWEEP_SECONDS": "0.2",
-            "SOUNDCHECK_MAX_JOB_SECONDS": str(CEILING_S),
-            "SOUNDCHECK_MAX_STALLS": str(MAX_STALLS),
-            "SOUNDCHECK_API_KEY": f"sck_test_{uuid.uuid4().hex}",
-        }
-        process = start_stack(data_dir, env, consumers=2)
-        try:
-            state = wait_for_state(process, data_dir)
-            client = redis.Redis.from_url(redis_url)
-            yield Stack(
-                process=process,
-                client=Client(state.url, state.api_key, timeout=30),
-                data_dir=data_dir,
-                log=data_dir / "stack.log",
-                queue=Queue(client, queue_name),
-                schema=schema,
-                database_url=database_url,
-                redis_url=redis_url,
-            )
-            client.close()
-        finally:
-            assert stop(process) == 0
+    with running_stack(
+        redis_url,
+        database_url,
+        database_url,
+        data_dir,
+        queue_name,
+        SOUNDCHECK_LEASE_SECONDS=str(LEASE_S),
+        SOUNDCHECK_MAX_JOB_SECONDS=str(CEILING_S),
+        SOUNDCHECK_MAX_STALLS=str(MAX_STALLS),
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture
