@@ -27,7 +27,7 @@ from tests.pipeline_support import (
     log_events,
     settings_for,
 )
-from tests.test_consumer import LEASE_S, blocking, drain, submit
+from tests.test_consumer import LEASE_S, Release, blocking, drain, submit
 from tests.waiting import wait_until
 
 
@@ -115,7 +115,7 @@ def test_a_cancel_during_processing_writes_nothing(
 ) -> None:
     """The owner's DELETE /api/jobs/{id} and an admin's DELETE /api/admin/jobs/{id} alike."""
     job = submit(service)
-    release = threading.Event()
+    release = Release()  # seen by the job's child process (an Event is not)
     outcome: list[str] = []
     (claim,) = service.queue.claim("A", int(LEASE_S * 1000))
     thread = threading.Thread(
@@ -149,7 +149,7 @@ def test_a_cancel_during_processing_writes_nothing(
 def test_postgres_alone_fences_a_cancelled_job(service: Deps) -> None:
     """The queue never heard of the cancel (Redis was down): complete() still refuses."""
     job = submit(service)
-    release = threading.Event()
+    release = Release()  # seen by the job's child process (an Event is not)
     outcome: list[str] = []
     (claim,) = service.queue.claim("A", int(LEASE_S * 1000))
     thread = threading.Thread(
