@@ -307,7 +307,11 @@ def test_an_admin_pauses_resumes_cancels_and_deletes_another_owners_jobs(
         page.keyboard.press("Enter")
         row(page, kept).wait_for(state="detached")
         # The row is gone: keyboard focus lands on the list's heading, not the page top.
-        page.wait_for_function("document.activeElement.id === 'jobs-h'")
+        # (expect polls from Python: wait_for_function evaluates a string, which the
+        # app's CSP refuses after its first try)
+        web_support.playwright_sync.expect(page.locator("#jobs-h")).to_be_focused(
+            timeout=TIMEOUT_MS
+        )
         with pytest.raises(ClientError) as gone:
             client.job(kept)
         assert gone.value.status == 404
