@@ -141,15 +141,21 @@ def _accepted(d: deps.Deps, job: Job) -> Response:
     )
 
 
-def _enqueue_and_wake(d: deps.Deps, job: Job, reason: str) -> None:
-    """Enqueue, then wake a consumer. Neither failing fails the request: the row is
-    in Postgres, and the sweeper enqueues what Redis is missing."""
+def _enqueue(d: deps.Deps, job: Job) -> bool:
+    """Enqueue; a failure does not fail the request: the row is in Postgres, and the
+    sweeper enqueues what Redis is missing."""
     try:
         d.queue.enqueue(job.id, priority=job.priority, owner=job.owner)
     except Exception as exc:
         logs.event("enqueue_failed", jobId=job.id, error=logs.describe(exc))
-        return
-    wake.wake(d.settings.consumer_function_name, reason)
+        return False
+    return True
+
+
+def _enqueue_and_wake(d: deps.Deps, job: Job, reason: str) -> None:
+    """Enqueue, then wake a consumer (a failed wake is caught up by the schedule)."""
+    if _enqueue(d, job):
+        wake.wake(d.settings.consumer_function_name, reason)
 
 
 # --- health ----------------------------------------------------------------------------
@@ -503,8 +509,11 @@ def admin_retry_all() -> dict[str, Any]:
     condition, params = console.where(flt)
     audit = _action(admin, "job.retry_all", **console.filter_detail(flt))
     jobs, more = d.jobs.retry_matching(condition, params, console.REDRIVE_BATCH, audit=audit)
-    for job in jobs:
-        _enqueue_and_wake(d, job, "admin_retry")
+    enqueued = sum(_enqueue(d, job) for job in jobs)
+    # As many consumers as may run at once, as the sweeper wakes them: not one
+    # synchronous invoke per job (100 of them could outlast API Gateway's 29 s).
+    for _ in range(min(enqueued, d.settings.max_in_flight or 1)):
+        wake.wake(d.settings.consumer_function_name, "admin_retry")
     logs.event("redriven", jobs=len(jobs), more=more, by=admin.owner)
     return {"retried": len(jobs), "jobIds": [job.id for job in jobs], "more": more}
 

@@ -20,6 +20,8 @@ from chalice.test import Client
 from app import app
 from chalicelib import consumer, deps, wake
 from chalicelib.deps import Deps
+from chalicelib.jobs import JobSpec
+from chalicelib.keys import KeyStore, Role
 from tests.pipeline_support import (
     build_deps,
     closed_port,
@@ -138,6 +140,33 @@ def test_submit_wakes_the_consumer_function(
     assert response.status_code == 202
     woke = [e for e in log_events(capsys.readouterr().out) if e["event"] == "woke"]
     assert [(e["function"], e["reason"]) for e in woke] == [(function_name, "submit")]
+
+
+def test_a_redrive_wakes_as_many_consumers_as_may_run_not_one_per_job(
+    service: Deps, tmp_path: Path, function_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """POST /api/admin/jobs/retry of 3 jobs: one wake (SOUNDCHECK_MAX_IN_FLIGHT unset),
+    as the sweeper does; it used to invoke the consumer once per job (up to 100)."""
+    owner = new_owner()
+    admin = KeyStore(service.jobs).create(f"ops-{owner}", role=Role.ADMIN)
+    for _ in range(3):
+        job, _ = service.jobs.create(
+            JobSpec(owner, "genre", None, put_upload(service, owner, b"x"), None, None, None)
+        )
+        assert service.jobs.start(job.id, 1, 1) is not None
+        assert service.jobs.fail(job.id, 1, "corrupt_file", "bad", final=True)
+    capsys.readouterr()
+    with Client(app, project_dir=str(tmp_path)) as client:
+        response = client.http.post(
+            "/api/admin/jobs/retry",
+            headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"},
+            body=json.dumps({"state": "failed", "owner": owner}),
+        )
+    assert response.status_code == 200, response.body
+    assert json.loads(response.body)["retried"] == 3
+    woke = [e for e in log_events(capsys.readouterr().out) if e["event"] == "woke"]
+    assert [(e["function"], e["reason"]) for e in woke] == [(function_name, "admin_retry")]
+    assert service.queue.stats()["waiting"] == 3
 
 
 def test_the_scheduled_sweeper_wakes_consumers_for_waiting_work(
