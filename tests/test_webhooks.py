@@ -554,6 +554,29 @@ def test_https_verifies_the_receivers_certificate(
     assert verify_signature(secret, got.body, got.headers["soundcheck-signature"])
 
 
+def test_an_attempt_whose_dns_lookup_hangs_ends_within_twice_the_timeout() -> None:
+    """getaddrinfo has no timeout of its own: a slow authoritative server held an attempt
+    past the deliverer's lease (2 x timeout + 30 s) and the event was sent twice."""
+    stuck = threading.Event()
+
+    def slow_dns(name: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        stuck.wait(30)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    callback = urls.parse("https://hooks.example/hook", allow_http=False)
+    started = time.monotonic()
+    try:
+        sent = send.post(callback, b"{}", {}, timeout_s=0.25, resolver=slow_dns)
+    finally:
+        stuck.set()
+    assert (sent.status, sent.error, sent.final) == (
+        None,
+        "timed out resolving hooks.example",
+        False,
+    )
+    assert time.monotonic() - started < 0.25 * 2 + 1.0
+
+
 @pytest.mark.parametrize("host", ["hooks.example", "hooks.example.", "HOOKS.Example."])
 def test_a_name_is_sent_to_as_its_certificate_names_it(
     host: str, certificates: Path, monkeypatch: pytest.MonkeyPatch

@@ -23,6 +23,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 
 from chalicelib.errors import ApiError
@@ -56,15 +57,23 @@ def post(
     allow_loopback: bool = False,
     resolver: Resolver | None = None,
 ) -> Sent:
-    """POST `body` to the callback; never raises for the network or the receiver's doing."""
-    try:
-        addresses = urls.resolve(callback, allow_loopback=allow_loopback, resolver=resolver)
-    except ApiError as exc:
-        return Sent(None, f"refused: {exc.message}", final=exc.code == "callback_url_forbidden")
-    sock = _connect(addresses, callback.port, timeout_s, allow_loopback)
+    """POST `body` to the callback; never raises for the network or the receiver's doing.
+
+    The whole attempt, DNS lookup and connects included, ends within 2 x `timeout_s`
+    (the deliverer's lease is sized on that).
+    """
+    deadline = time.monotonic() + 2 * timeout_s
+    addresses = _resolve_until(callback, deadline, allow_loopback, resolver)
+    if isinstance(addresses, Sent):
+        return addresses
+    sock = _connect(addresses, callback.port, timeout_s, allow_loopback, deadline)
     if isinstance(sock, Sent):
         return sock
-    watchdog = threading.Timer(2 * timeout_s, _shutdown, args=(sock,))
+    left = deadline - time.monotonic()
+    if left <= 0:
+        sock.close()
+        return Sent(None, "timed out")
+    watchdog = threading.Timer(left, _shutdown, args=(sock,))
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -105,16 +114,43 @@ def post(
     return Sent(status, None)
 
 
+def _resolve_until(
+    callback: CallbackUrl, deadline: float, allow_loopback: bool, resolver: Resolver | None
+) -> list[urls.IPAddress] | Sent:
+    """`urls.resolve` by the deadline. getaddrinfo takes no timeout, so a lookup that
+    outlasts it is left to finish in a daemon thread and the attempt fails now."""
+    found: list[list[urls.IPAddress] | Sent] = []
+
+    def lookup() -> None:
+        try:
+            found.append(urls.resolve(callback, allow_loopback=allow_loopback, resolver=resolver))
+        except ApiError as exc:
+            final = exc.code == "callback_url_forbidden"
+            found.append(Sent(None, f"refused: {exc.message}", final=final))
+
+    thread = threading.Thread(target=lookup, name="webhook-dns", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.monotonic()))
+    return found[0] if found else Sent(None, f"timed out resolving {callback.host}")
+
+
 def _connect(
-    addresses: list[urls.IPAddress], port: int, timeout_s: float, allow_loopback: bool
+    addresses: list[urls.IPAddress],
+    port: int,
+    timeout_s: float,
+    allow_loopback: bool,
+    deadline: float,
 ) -> socket.socket | Sent:
-    """A socket connected to the first address that answers, the peer checked again;
-    else the failed attempt."""
+    """A socket connected to the first address that answers by the deadline, the peer
+    checked again; else the failed attempt."""
     error = "no address"
     for address in addresses[:MAX_ADDRESSES_TRIED]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return Sent(None, f"timed out ({error})")
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.settimeout(timeout_s)
+        sock.settimeout(min(timeout_s, left))
         try:
             sock.connect((str(address), port))
             peer = ipaddress.ip_address(sock.getpeername()[0].split("%", 1)[0])
