@@ -234,12 +234,23 @@ def _kept_keys(
 
 
 def _delete(storage: Storage, key: str) -> int:
-    """Delete one object; 0 for a key this service could not have made (nothing to delete)."""
+    """Delete one object; 0 for a key this service could not have made (nothing to
+    delete) or one the store would not delete.
+
+    A refusal is logged, not raised: it would roll the whole batch back, and the next
+    sweep would take the same oldest rows again, so retention would stop for good.
+    The row is marked all the same; on the local store the orphan pass tries the file
+    again on every sweep.
+    """
     try:
         validate_key(key)
     except StorageError:
         return 0
-    storage.delete(key)
+    try:
+        storage.delete(key)
+    except (OSError, StorageError) as exc:
+        logs.event("retention_delete_failed", key=key, error=logs.describe(exc))
+        return 0
     return 1
 
 

@@ -243,6 +243,28 @@ def test_uploads_go_n_days_after_the_job_ended_main_and_reference(
     assert (again.upload_jobs, again.uploads) == (0, 0)
 
 
+def test_an_upload_the_store_will_not_delete_does_not_stop_retention(
+    service: Deps, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One file that cannot be deleted rolled the whole batch back, and every later sweep
+    took the same oldest rows again: no upload ever expired after it."""
+    stuck = make_job(service, ended_days_ago=40)
+    others = [make_job(service, ended_days_ago=35) for _ in range(2)]
+    path = age_file(service, stuck.file_key, 400)
+    path.unlink()
+    (path / "held").mkdir(parents=True)  # a folder in its place: unlink refuses it
+
+    report = retention.sweep(service)
+    assert (report.upload_jobs, report.uploads) == (3, 2)
+    for job in (stuck, *others):
+        assert service.jobs.get(job.id).uploads_expired_at is not None  # type: ignore[union-attr]
+    assert not any(service.storage.exists(job.file_key) for job in others)
+    (failed,) = [
+        e for e in log_events(capsys.readouterr().out) if e["event"] == "retention_delete_failed"
+    ]
+    assert failed["key"] == stuck.file_key
+
+
 def test_an_upload_a_kept_job_still_names_stays_until_that_job_expires(service: Deps) -> None:
     """The same fileKey submitted twice: it goes with the last job that names it."""
     first = make_job(service, ended_days_ago=40)
