@@ -25,11 +25,12 @@ bucket's lifecycle rule (`s3_lifecycle`, docs/deploy.md), since the functions'
 IAM policy grants no delete; this sweep still marks the rows.
 
 The scheduled sweeper Lambda runs it every minute; the local stack and a
-standalone worker every `PERIOD_S` (`Every`).
+standalone worker every `PERIOD_S`, in a thread of its own (`start_thread`).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -310,20 +311,23 @@ def sweep_orphans(
     return deleted, True
 
 
-class Every:
-    """A period gate for callers that loop faster than retention needs to run."""
+def start_thread(
+    deps: Deps, stop: threading.Event, who: str | None = None, period_s: float = PERIOD_S
+) -> threading.Thread:
+    """Sweep now and every `period_s` until `stop`, in a daemon thread of its own.
 
-    def __init__(self, period_s: float = PERIOD_S, clock: Callable[[], float] = time.monotonic):
-        self.period_s = period_s
-        self._clock = clock
-        self._next = clock()
+    A worker runs it beside its claim loop, not inside it: a sweep takes up to
+    BUDGET_S, during which the loop would claim nothing and a SIGTERM would wait.
+    """
 
-    def due(self) -> bool:
-        now = self._clock()
-        if now < self._next:
-            return False
-        self._next = now + self.period_s
-        return True
+    def loop() -> None:
+        while not stop.is_set():
+            sweep_logged(deps, who)
+            stop.wait(period_s)
+
+    thread = threading.Thread(target=loop, name="retention", daemon=True)
+    thread.start()
+    return thread
 
 
 def s3_lifecycle(settings: Settings) -> dict[str, Any] | None:

@@ -418,14 +418,40 @@ def test_the_sweep_is_logged_not_raised_when_postgres_is_away(
     assert "retention_error" in events
 
 
-def test_every_gates_by_period() -> None:
-    now = [100.0]
-    gate = retention.Every(60, clock=lambda: now[0])
-    assert gate.due() and not gate.due()
-    now[0] += 59
-    assert not gate.due()
-    now[0] += 1
-    assert gate.due()
+def test_a_worker_stops_at_once_while_its_retention_sweep_runs(service: Deps) -> None:
+    """Retention ran inside the worker's claim loop: for up to BUDGET_S the worker
+    claimed nothing and a SIGTERM waited. It runs in a thread of its own now."""
+    from chalicelib.local import worker
+
+    entered, hold = threading.Event(), threading.Event()
+    real = retention.sweep
+
+    def slow_sweep(deps: Deps, **kwargs: Any) -> retention.RetentionReport:
+        entered.set()
+        hold.wait(30)
+        return real(deps, **kwargs)
+
+    stop = threading.Event()
+    retention.sweep = slow_sweep  # type: ignore[assignment]
+    try:
+        thread = threading.Thread(
+            target=worker.run, args=(service, stop), kwargs={"sweep_seconds": 0.05}, daemon=True
+        )
+        thread.start()
+        assert entered.wait(30), "the worker never started its retention sweep"
+        job = make_job(service, status="queued", ended_days_ago=None)  # claimed meanwhile
+        wait_until(
+            lambda: service.jobs.get(job.id).status != "queued",  # type: ignore[union-attr]
+            timeout=30,
+            what="the worker to claim a job while retention runs",
+        )
+        stopped_at = time.monotonic()
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive() and time.monotonic() - stopped_at < 5
+    finally:
+        hold.set()
+        retention.sweep = real  # type: ignore[assignment]
 
 
 # --- purge ------------------------------------------------------------------------------

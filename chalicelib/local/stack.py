@@ -234,6 +234,8 @@ class LocalStack:
             target=self._sweep_forever, args=(sweep_seconds,), name="sweeper", daemon=True
         )
         self._sweeper_thread.start()
+        assert self._deps is not None
+        retention.start_thread(self._deps, self._stop)  # apart: a sweep takes up to 20 s
 
     def _start_workers(self, deps: deps_module.Deps) -> None:
         worker_env = {**os.environ, "SOUNDCHECK_API_KEY": self._key}
@@ -292,11 +294,8 @@ class LocalStack:
 
     def _sweep_forever(self, period_s: float) -> None:
         assert self._deps is not None
-        retention_due = retention.Every()
         while not self._stop.wait(period_s):
             sweeper.sweep_logged(self._deps)  # a failure is logged; the next period retries
-            if retention_due.due():
-                retention.sweep_logged(self._deps)
 
     # --- run and stop -----------------------------------------------------------------
 

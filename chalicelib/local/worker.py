@@ -46,13 +46,12 @@ def run(
         sweepSeconds=sweep_seconds,
     )
     webhooks.start_thread(deps, stop)  # callback events, beside the analysis
+    if sweep_seconds:
+        retention.start_thread(deps, stop, me)  # beside the analysis too: a sweep is long
     next_sweep = time.monotonic()
-    retention_due = retention.Every()
     while not stop.is_set():
         if sweep_seconds and time.monotonic() >= next_sweep:
             sweeper.sweep_logged(deps, me)
-            if retention_due.due():
-                retention.sweep_logged(deps, me)
             next_sweep = time.monotonic() + sweep_seconds
         result = consumer.drain(deps, me, consumer.forever, should_stop=stop.is_set)
         if stop.is_set():
