@@ -53,7 +53,7 @@ export function jobsPanel({ signal, onAction, onApply, onForbidden }) {
         const sure = await confirmDialog({
           title: cancel ? 'Cancel this job?' : 'Delete this job?',
           text: cancel ? `Job ${label} stops and writes nothing; its owner sees it as cancelled.`
-            : `Job ${label} is deleted with its uploads and result. This cannot be undone.`,
+            : `Job ${label} is deleted with its result and share links; its uploads go now, or on AWS by the bucket's lifecycle rule. This cannot be undone.`,
           confirm: cancel ? 'Cancel job' : 'Delete job',
         });
         if (!sure) return;
