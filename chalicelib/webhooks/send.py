@@ -84,6 +84,7 @@ def post(
             context = ssl.create_default_context()
             sock = context.wrap_socket(sock, server_hostname=name)
         conn = http.client.HTTPConnection(name, callback.port, timeout=timeout_s)
+        conn.default_port = 443 if callback.scheme == "https" else 80  # Host: name, not name:443
         conn.sock = sock  # already connected to the checked address: no connect of its own
         conn.request(
             "POST",
