@@ -62,14 +62,14 @@ export function jobsPanel({ signal, onAction, onApply, onForbidden }) {
       }
     } catch (e) { act(e); return; }
     onAction();
+    focusHeading();
     await list.reload();
-    keepFocus();
   }
 
-  // The row whose button was pressed may be gone after the reload: keyboard focus
-  // goes to the list's heading instead of falling back to the top of the page.
-  function keepFocus() {
-    if (document.activeElement && document.activeElement !== document.body && el.contains(document.activeElement)) return;
+  // Every action takes its rows out of the list on screen, pressed button included:
+  // keyboard focus goes to the list's heading first, not to the top of the page when
+  // the button goes. (Moved after the reload, it raced the console's own refresh.)
+  function focusHeading() {
     heading.setAttribute('tabindex', '-1');
     heading.focus({ preventScroll: true });
   }
@@ -148,8 +148,8 @@ export function jobsPanel({ signal, onAction, onApply, onForbidden }) {
       if (!retried) return;
     }
     onAction();
+    focusHeading();
     await list.reload();
-    keepFocus();
   });
   stateSelect.addEventListener('change', apply);
 
