@@ -122,5 +122,7 @@ def test_an_odd_content_type_on_a_delete_gets_our_error_format(tmp_path: Path) -
             "/api/jobs/00000000-0000-0000-0000-000000000000",
             headers={"Content-Type": "text/x-odd"},
         )
-    assert answer.status_code == 401
+    # 401 (no key) where a database is configured, 503 where none is: ours either way,
+    # never chalice's own 415 {Code, Message}
+    assert answer.status_code in (401, 503)
     assert set(json.loads(answer.body)["error"]) == {"code", "message"}
