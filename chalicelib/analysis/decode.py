@@ -23,6 +23,7 @@ import os
 import re
 import resource
 import select
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib.analysis import ffmpeg
+from chalicelib.analysis import ffmpeg, pcm
 from chalicelib.analysis.arrays import as_frames
 from chalicelib.analysis.errors import AnalysisError
 from chalicelib.analysis.limits import Limits
@@ -114,6 +115,10 @@ def open_audio(path: str | Path, limits: Limits | None = None) -> AudioStream:
         raise AnalysisError("file_not_found", f"{path.name} is a directory, not a file")
     if path.is_file() and status.st_size == 0:
         raise AnalysisError("empty_audio", "the file is empty (0 bytes)")
+    if stat.S_ISREG(status.st_mode):  # never open a pipe here: opening may block
+        fast = _PcmStream.open(path, limits)
+        if fast is not None:
+            return fast
     return _DecoderStream(path, limits)
 
 
@@ -168,6 +173,98 @@ class _ArrayStream(AudioStream):
         frames = len(self._samples)
         for start in range(0, frames, BLOCK_FRAMES):
             yield as_frames(self._samples[start : start + BLOCK_FRAMES])
+
+
+class _PcmStream(AudioStream):
+    """A plain PCM WAVE read in this process (pcm.py): what ffmpeg would deliver, sooner."""
+
+    @classmethod
+    def open(cls, path: Path, limits: Limits) -> _PcmStream | None:
+        """The stream, or None if the file is not one pcm.probe() accepts (ffmpeg reads it)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None  # ffmpeg's path reports why
+        try:
+            layout = pcm.probe(fd, limits.max_channels, (limits.min_sample_rate,
+                                                          limits.max_sample_rate))
+        except OSError:
+            layout = None
+        if layout is None:
+            os.close(fd)
+            return None
+        return cls(fd, layout, limits)  # owns fd from here: closes it if it raises
+
+    def __init__(self, fd: int, layout: pcm.PcmLayout, limits: Limits) -> None:
+        self._fd: int | None = fd
+        self._layout = layout
+        self._limits = limits
+        self._iterated = False
+        estimate = pcm.ffmpeg_frames_estimate(layout.frames, layout.sample_rate)
+        try:
+            limits.check_length(estimate, layout.channels, layout.sample_rate)
+        except AnalysisError:
+            self.close()
+            raise
+        self.info = AudioInfo(
+            format="WAV",
+            subtype=ffmpeg.subtype_name(layout.codec, ""),
+            sample_rate=layout.sample_rate,
+            channels=layout.channels,
+            positions=ffmpeg.positions(layout.mask, layout.channels),
+            lossy=False,
+            frames_estimate=estimate,
+        )
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        if self._iterated:
+            raise RuntimeError("an AudioStream can be read once")
+        self._iterated = True
+        try:
+            yield from self._blocks()
+        finally:
+            self.close()
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        layout, limits = self._layout, self._limits
+        channels, rate = layout.channels, layout.sample_rate
+        frame_bytes = channels * layout.sample_bytes
+        raw = bytearray(1 + BLOCK_FRAMES * frame_bytes)  # raw[0]: see pcm.to_float32
+        position, left, frames, spent = layout.data_offset, layout.data_bytes, 0, 0.0
+        while left:
+            started = time.monotonic()
+            want = min(left, BLOCK_FRAMES * frame_bytes)
+            view = memoryview(raw)[1 : 1 + want]
+            got = 0
+            while got < want:
+                assert self._fd is not None
+                n = os.preadv(self._fd, [view[got:]], position + got)
+                if n == 0:
+                    raise AnalysisError(
+                        "corrupt_file", "the file is damaged or truncated: it ended while read"
+                    )
+                got += n
+            n_frames = want // frame_bytes
+            samples = pcm.to_float32(raw, layout.codec, n_frames * channels)
+            position, left, frames = position + want, left - want, frames + n_frames
+            spent += time.monotonic() - started
+            if spent > limits.decode_budget(frames * channels):
+                raise AnalysisError(
+                    "corrupt_file",
+                    f"decoding took over {spent:.0f} s for {frames * channels:,} samples: "
+                    "the file makes the decoder hang or crawl",
+                )
+            limits.check_length(frames, channels, rate, so_far=True)
+            yield samples.reshape(n_frames, channels)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 class _DecoderStream(AudioStream):
