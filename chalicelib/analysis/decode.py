@@ -186,8 +186,9 @@ class _PcmStream(AudioStream):
         except OSError:
             return None  # ffmpeg's path reports why
         try:
-            layout = pcm.probe(fd, limits.max_channels, (limits.min_sample_rate,
-                                                          limits.max_sample_rate))
+            layout = pcm.probe(
+                fd, limits.max_channels, (limits.min_sample_rate, limits.max_sample_rate)
+            )
         except OSError:
             layout = None
         if layout is None:
