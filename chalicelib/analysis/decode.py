@@ -6,7 +6,12 @@
             ...
 
 An `ffmpeg` child process (ffmpeg.py) decodes every format to float32 WAVE on a
-pipe, read here block by block, so memory stays flat however long the track.
+pipe, read here block by block, so memory stays flat however long the track. A
+plain PCM WAVE (RIFF/RF64/BW64, integer or float, one data chunk wholly in a local
+file) is read in this process instead (pcm.py): the same blocks to the bit, the
+same AudioInfo and errors, without a child (about 5x less CPU for a 24-bit WAV).
+Anything pcm.py cannot read exactly as ffmpeg does, a truncated WAV or a pipe
+among them, goes to ffmpeg, which stays the reference.
 Decoding runs to the end of the stream: a header's frame count is an estimate
 (VBR MP3 without a Xing frame, FLAC written to a pipe with total samples 0, Ogg
 granule positions) and is never used to judge truncation; the decoder's own
@@ -101,7 +106,8 @@ def open_audio(path: str | Path, limits: Limits | None = None) -> AudioStream:
     unsupported_format (not audio, no audio stream, an unknown codec), corrupt_file
     (damaged, truncated, or a decoder over its time budget), unsupported_sample_rate,
     too_many_channels, and too_long / too_large when an uncompressed file's header
-    already shows it over the limits. RuntimeError if no ffmpeg is installed.
+    already shows it over the limits. RuntimeError if no ffmpeg is installed (and
+    the file is not a plain PCM WAVE, which is read in process).
     """
     limits = limits or Limits()
     path = Path(path)

@@ -1,7 +1,8 @@
 """FFmpeg as the decoder: where the binary is, how it is called, and what its log says.
 
-Every upload is decoded by an `ffmpeg` child process that writes float32 PCM in a
-WAVE container to a pipe (decode.py reads it block by block). A child can be
+Every upload but a plain PCM WAVE (read in process by pcm.py, to the same bits)
+is decoded by an `ffmpeg` child process that writes float32 PCM in a WAVE
+container to a pipe (decode.py reads it block by block). A child can be
 killed, so no input can hold the consumer in a C-level loop (libsndfile 1.2.2
 loops forever on a WAV whose LIST/INFO sub-chunk size is 0xFFFFFFF4), and one
 program reads every container people upload: WAV/WAVEX/RF64/BW64, FLAC, AIFF/AIFC,
