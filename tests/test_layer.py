@@ -264,7 +264,7 @@ def test_the_built_layer_runs_the_analysis(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{layer}:{ROOT}"}
     # -S: no site-packages, so nothing from the virtualenv can stand in for the layer
     done = subprocess.run(
-        [sys.executable, "-S", "-c", PROBE, str(tmp_path / "tone.wav")],
+        [sys.executable, "-S", "-c", PROBE, str(tmp_path / "tone.flac")],
         env=env,
         capture_output=True,
         text=True,
@@ -282,7 +282,7 @@ def test_the_built_layer_runs_the_analysis(tmp_path: Path) -> None:
     )
     assert seen["numpy_at"].startswith(str(layer))
     assert seen["libsndfile"].startswith(str(layer))  # the bundled one, not the system's
-    assert seen["ffmpeg"].startswith(str(layer))  # the wheel's static build decoded the tone
+    assert seen["ffmpeg"].startswith(str(layer))  # its static build decoded the FLAC tone
     assert seen["rate"] == 48000
     # a 997 Hz sine at half scale in both channels: -3.01 + 3.01 - 6.02 = -6.02 LUFS
     assert seen["pyloudnorm"] == pytest.approx(-6.02, abs=0.05)
