@@ -6,9 +6,10 @@ no time resolution, and it halves the work). Powers are scaled so that they add
 up to the mean square of the signal, which makes band energies dBFS in the same
 sense as the RMS: a full-scale sine in a band gives -3.01 dB.
 
-Each group of frames is scaled by a power of two before its float32 FFT (exact,
-and neither a 1e19 float file overflows nor a 1e-30 one underflows), and the
-powers are summed in float64.
+Each block's frames are scaled by a power of two (from the block's peak, which
+the block keeps anyway) before the float32 FFT (exact, and neither a 1e19 float
+file overflows nor a 1e-30 one underflows), and the powers are summed in float64.
+The windowed frames are written into a scratch buffer kept between blocks.
 
 A band the file cannot contain is not measured: one whose geometric centre lies
 above the Nyquist frequency or above a lossy encoder's low-pass. The low-pass is
@@ -30,7 +31,7 @@ from chalicelib.analysis.bands import BANDS
 from chalicelib.analysis.blockwise import Block, Context, Result
 
 LOWEST_HZ, HIGHEST_HZ = BANDS[0][1], BANDS[-1][2]
-FRAMES_PER_FFT = 64  # frames transformed at once: bounds the temporary memory
+ROWS_PER_FFT = 16  # frames transformed at once: 512 KiB of float32 at 48 kHz
 CLIFF_DB = 40.0
 CLIFF_GROUP_HZ = 100.0
 CLIFF_SPAN_HZ = 2000.0
@@ -48,6 +49,11 @@ def _window(n: int) -> np.ndarray:
     return np.hanning(n + 2)[1:-1].astype(np.float32)
 
 
+def _top(x: np.ndarray) -> float:
+    """Largest |sample| of an array (0.0 for an empty one)."""
+    return float(max(x.max(), -x.min())) if x.size else 0.0
+
+
 class SpectrumMeter:
     """Accumulates the power spectrum of every channel over frames laid end to end;
     the samples after the last complete frame make one more frame with the ones
@@ -62,6 +68,8 @@ class SpectrumMeter:
         self._count = 0  # frames summed, per channel
         self._carry = np.zeros((context.channels, 0), dtype=np.float32)
         self._last = np.zeros((context.channels, 0), dtype=np.float32)  # last `size` samples
+        self._scaled: tuple[int, np.ndarray, np.ndarray] = (0, self._window, self._window)
+        self._buffer = np.zeros((0, self._size), dtype=np.float32)  # windowed frames
 
     def add(self, block: Block) -> None:
         x, size = block.samples, self._size
@@ -76,39 +84,63 @@ class SpectrumMeter:
             if x.shape[1] < need:
                 self._carry = np.concatenate((self._carry, x), axis=1)
                 return
-            self._frames(np.concatenate((self._carry, x[:, :need]), axis=1)[:, np.newaxis])
+            frame = np.concatenate((self._carry, x[:, :need]), axis=1)
+            self._frames(frame[:, np.newaxis], _top(frame))
             offset = need
         full = (x.shape[1] - offset) // size
-        frames = x[:, offset : offset + full * size].reshape(x.shape[0], full, size)
-        for first in range(0, full, FRAMES_PER_FFT):
-            self._frames(frames[:, first : first + FRAMES_PER_FFT])
+        if full:
+            frames = x[:, offset : offset + full * size].reshape(x.shape[0], full, size)
+            self._frames(frames, float(block.peaks.max()))  # the block's peak bounds theirs
         self._carry = x[:, offset + full * size :].copy()
 
-    def _frames(self, frames: np.ndarray, window: np.ndarray | None = None) -> None:
-        """Add the power of frames shaped (channels, count, n) to the total."""
-        window = self._window if window is None else window
+    def _frames(self, frames: np.ndarray, top: float, window: np.ndarray | None = None) -> None:
+        """Add the power of frames shaped (channels, count, m), m <= size, zero-padded to
+        size. `top` bounds their largest |sample| (the scale only keeps float32 in range:
+        a power of two is exact, so which bound does not change the result)."""
         self._count += frames.shape[1]
-        top = float(max(frames.max(), -frames.min()))
         if top == 0.0:
             return
         exponent = math.frexp(top)[1]
-        wide = abs(exponent) > _SAFE_EXPONENT
-        dtype = np.float64 if wide else np.float32
-        scaled = frames.astype(dtype, copy=False) * (window.astype(dtype) * 2.0**-exponent)
-        spectrum = scipy.fft.rfft(scaled, n=self._size, axis=-1)
-        # |X|^2 summed over channels and frames: (re, im) pairs as rows of reals.
-        pairs = spectrum.reshape(-1, spectrum.shape[-1]).view(scaled.dtype)
-        power = np.einsum("ij,ij->j", pairs, pairs).reshape(-1, 2).sum(axis=1)
-        self._total += power.astype(np.float64) * 4.0**exponent
+        scaled = self._scaled_window(exponent, self._window if window is None else window)
+        channels, count, length = frames.shape
+        per = max(1, ROWS_PER_FFT // channels)  # frames of every channel at once
+        for first in range(0, count, per):
+            part = frames[:, first : first + per]
+            rows = self._buffer_of(channels * part.shape[1], scaled.dtype)
+            windowed = rows.reshape(channels, part.shape[1], self._size)
+            np.multiply(part, scaled, out=windowed[..., :length])
+            windowed[..., length:] = 0.0  # a short frame is zero-padded
+            spectrum = scipy.fft.rfft(rows, axis=-1)
+            # |X|^2 summed over rows: (re, im) pairs as columns of reals.
+            pairs = spectrum.view(scaled.dtype)
+            power = np.einsum("ij,ij->j", pairs, pairs).reshape(-1, 2).sum(axis=1)
+            self._total += power.astype(np.float64) * 4.0**exponent
+
+    def _scaled_window(self, exponent: int, window: np.ndarray) -> np.ndarray:
+        """window * 2**-exponent: float32, or float64 where float32 would not hold it."""
+        cached_exponent, cached_window, scaled = self._scaled
+        if cached_exponent != exponent or cached_window is not window:
+            dtype = np.float64 if abs(exponent) > _SAFE_EXPONENT else np.float32
+            scaled = window.astype(dtype) * dtype(2.0**-exponent)
+            self._scaled = (exponent, window, scaled)
+        return scaled
+
+    def _buffer_of(self, rows: int, dtype: np.dtype) -> np.ndarray:
+        """(rows, size) scratch of `dtype`, kept between blocks (float32) for reuse."""
+        if dtype != np.float32:
+            return np.empty((rows, self._size), dtype=dtype)
+        if len(self._buffer) < rows:
+            self._buffer = np.empty((rows, self._size), dtype=np.float32)
+        return self._buffer[:rows]
 
     def power(self) -> tuple[np.ndarray, np.ndarray]:
         """(frequencies, mean-square power per bin, averaged over the channels)."""
         if self._count == 0 and self._carry.shape[1]:  # shorter than one frame
-            self._frames(self._carry[:, np.newaxis], _window(self._carry.shape[1]))
             window = _window(self._carry.shape[1])
+            self._frames(self._carry[:, np.newaxis], _top(self._carry), window)
         else:
             if self._carry.shape[1]:
-                self._frames(self._last[:, np.newaxis])
+                self._frames(self._last[:, np.newaxis], _top(self._last))
             window = self._window
         self._carry = self._carry[:, :0]
         freqs = np.fft.rfftfreq(self._size, 1.0 / self._rate)
