@@ -162,6 +162,51 @@ def test_sox_wavs(tmp_path: Path, source: tuple[Path, np.ndarray], options: list
     assert_same_as_ffmpeg(path)
 
 
+AIFF = [
+    ("s8", "aiff", ["-c:a", "pcm_s8"]),
+    ("s16", "aiff", ["-c:a", "pcm_s16be"]),
+    ("s24", "aiff", ["-c:a", "pcm_s24be"]),
+    ("s32", "aiff", ["-c:a", "pcm_s32be"]),
+    ("f32", "aifc", ["-c:a", "pcm_f32be", "-f", "aiff"]),
+    ("f64", "aifc", ["-c:a", "pcm_f64be", "-f", "aiff"]),
+    ("sowt", "aifc", ["-c:a", "pcm_s16le", "-f", "aiff"]),
+    ("44k", "aiff", ["-c:a", "pcm_s24be", "-ar", "44100"]),
+    ("22k_mono", "aiff", ["-c:a", "pcm_s16be", "-ar", "22050", "-ac", "1"]),
+    ("96k", "aiff", ["-c:a", "pcm_s24be", "-ar", "96000"]),
+    ("tags", "aiff", ["-c:a", "pcm_s16be", "-write_id3v2", "1", "-metadata", "title=x"]),
+]
+
+
+@pytest.mark.parametrize(("name", "suffix", "options"), AIFF, ids=[a[0] for a in AIFF])
+def test_ffmpeg_aiffs(
+    tmp_path: Path, source: tuple[Path, np.ndarray], name: str, suffix: str, options: list[str]
+) -> None:
+    """AIFF and AIFC (big-endian; float and little-endian `sowt` in AIFC)."""
+    path = tmp_path / f"{name}.{suffix}"
+    run_ffmpeg("-i", source[0], *options, path)
+    assert_same_as_ffmpeg(path)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_S8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+def test_soundfile_aiffs(tmp_path: Path, source: tuple[Path, np.ndarray], subtype: str) -> None:
+    """libsndfile writes a PEAK chunk, and AIFC with FVER for floats."""
+    path = tmp_path / f"{subtype}.aiff"
+    soundfile.write(path, source[1], 44100, subtype=subtype, format="AIFF")
+    assert_same_as_ffmpeg(path)
+
+
+@pytest.mark.parametrize("options", [["-b", "16"], ["-b", "24"], ["-b", "8", "-c", "1"]])
+@pytest.mark.parametrize("suffix", ["aiff", "aifc"])
+def test_sox_aiffs(
+    tmp_path: Path, source: tuple[Path, np.ndarray], options: list[str], suffix: str
+) -> None:
+    sox = tool("sox")
+    path = tmp_path / f"sox.{suffix}"
+    remix = ["remix", "1"] if "-c" in options else []
+    subprocess.run([sox, str(source[0]), *options, str(path), *remix], check=True, timeout=60)
+    assert_same_as_ffmpeg(path)
+
+
 def test_bw64(tmp_path: Path, source: tuple[Path, np.ndarray]) -> None:
     rf64 = tmp_path / "rf64.wav"
     run_ffmpeg("-i", source[0], "-c:a", "pcm_s24le", "-rf64", "always", rf64)
@@ -246,11 +291,26 @@ def test_files_ffmpeg_reads(tmp_path: Path, source: tuple[Path, np.ndarray]) -> 
         path.write_bytes(content)
         with pcm_layout(path) as layout:
             assert layout is None, name
-    for suffix, options in (("aiff", ["-c:a", "pcm_s16be"]), ("flac", ["-c:a", "flac"])):
-        path = tmp_path / f"other.{suffix}"
-        run_ffmpeg("-i", source[0], *options, path)
-        assert read(path)[0] == "_DecoderStream"
+    aiff = tmp_path / "a.aiff"
+    run_ffmpeg("-i", source[0], "-c:a", "pcm_s16be", aiff)
+    whole = aiff.read_bytes()
+    layout = struct.pack(">III", 100 << 16 | 2, 0, 0)  # CAF layout tag: stereo
+    with_chan = whole + b"CHAN" + struct.pack(">I", len(layout)) + layout
+    aiffs = {
+        "cut.aiff": whole[: len(whole) // 2],
+        "chan.aiff": with_chan[:4] + struct.pack(">I", len(with_chan) - 8) + with_chan[8:],
+        "form_short.aiff": whole[:4] + struct.pack(">I", len(whole) - 100) + whole[8:],
+    }
+    for name, content in aiffs.items():
+        (tmp_path / name).write_bytes(content)
+        with pcm_layout(tmp_path / name) as found:
+            assert found is None, name
+    flac = tmp_path / "a.flac"
+    run_ffmpeg("-i", source[0], "-c:a", "flac", flac)
+    assert read(flac)[0] == "_DecoderStream"
+    assert read(tmp_path / "chan.aiff")[0] == "_DecoderStream"
     assert outcome(tmp_path / "truncated.wav") == ("corrupt_file",)
+    assert outcome(tmp_path / "cut.aiff") == outcome(tmp_path / "cut.aiff", ffmpeg=True)
 
 
 class pcm_layout:

@@ -1,6 +1,6 @@
 """FFmpeg as the decoder: where the binary is, how it is called, and what its log says.
 
-Every upload but a plain PCM WAVE (read in process by pcm.py, to the same bits)
+Every upload but a plain PCM WAVE or AIFF (read in process by pcm.py, to the same bits)
 is decoded by an `ffmpeg` child process that writes float32 PCM in a WAVE
 container to a pipe (decode.py reads it block by block). A child can be
 killed, so no input can hold the consumer in a C-level loop (libsndfile 1.2.2

@@ -1,28 +1,32 @@
-"""Uncompressed WAVE read in this process: the fast path for the commonest uploads.
+"""Uncompressed WAVE and AIFF read in this process: the fast path for the commonest uploads.
 
 ffmpeg (ffmpeg.py) stays the reference decoder. A file is read here only when it is
-a local regular file whose layout ffmpeg 7's WAVE demuxer reads in exactly one way,
-so the samples (float32, bit for bit), the AudioInfo and the errors are the ffmpeg
+a local regular file whose layout ffmpeg 7's demuxers read in exactly one way, so
+the samples (float32, bit for bit), the AudioInfo and the errors are the ffmpeg
 path's (tests/test_decode_fast.py compares both over writer-made files):
 
 - RIFF, RF64 or BW64 `WAVE` (RF64/BW64: `ds64` first, its 64-bit data size used);
-- `fmt ` of WAVE_FORMAT_PCM (8-bit unsigned, 16/24/32-bit signed), IEEE_FLOAT
+  `fmt ` of WAVE_FORMAT_PCM (8-bit unsigned, 16/24/32-bit signed), IEEE_FLOAT
   (32/64-bit) or EXTENSIBLE with one of those subformats, all valid bits used, a
-  channel mask of the 18 WAVE positions, frames of channels x bytes, the channel
-  count and rate within the limits;
-- one `data` chunk, of whole frames, an even size and wholly inside the file.
+  channel mask of the 18 WAVE positions, frames of channels x bytes; one `data`
+  chunk of whole frames, an even size, wholly inside the file; 16-bit data that
+  does not start like an S/PDIF or DTS stream (ffmpeg would decode that);
+- AIFF or AIFC (NONE, twos, sowt, fl32/FL32, fl64/FL64) of 8-32-bit integer or 32/64-bit
+  float samples, a FORM size that is the file's, a COMM frame count that is the
+  SSND chunk's, no CHAN chunk;
+- and in both, the channel count and rate within the limits.
 
 Anything else (a truncated file, a data size of 0 or 0xFFFFFFFF written by a
-streaming writer, a second `fmt `/`data`, `bext`/`LIST` chunks ffmpeg would refuse,
-RIFX, AIFF, a pipe such as `/dev/fd/N`) returns None from `probe`: decode.py
-then runs ffmpeg. The chunk walk only moves forward, reads at most MAX_CHUNKS
-chunk headers and never past the file's size, so no header can loop it (libsndfile
-1.2.2 spins forever on a LIST/INFO sub-chunk of size 0xFFFFFFF4; this walk skips
-the LIST chunk by its own size). Reading is bounded by the data size.
+streaming writer, a second `fmt `/`data`, chunks ffmpeg refuses, RIFX, a pipe
+such as `/dev/fd/N`) returns None from `probe`: decode.py then runs ffmpeg. The
+chunk walks only move forward, read at most MAX_CHUNKS chunk headers and never
+past the file's size, so no header can loop them (libsndfile 1.2.2 spins forever
+on a LIST/INFO sub-chunk of size 0xFFFFFFF4; the walk skips LIST by its own
+size). Reading is bounded by the data size.
 
-Conversion follows libswresample's (pcm_* to float32): unsigned 8-bit
-(x - 128) / 2^7, signed integers left-aligned in 32 bits then x / 2^31, float64
-rounded to float32, float32 as stored.
+Conversion follows libswresample's from what ffmpeg's pcm decoders deliver:
+8-bit (x - 128) / 2^7, other integers left-aligned in 32 bits (24-bit) or as
+they are, over 2^15 or 2^31; float64 rounded to float32; float32 as stored.
 """
 
 from __future__ import annotations
@@ -40,6 +44,38 @@ _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 _GUID_TAIL = bytes.fromhex("000010008000 00aa00389b71".replace(" ", ""))  # KSDATAFORMAT_*
 _MASK_BITS = 18  # WAVE speaker positions (ffmpeg.MASK_POSITIONS)
 _BEXT_SIZE = 602  # a Broadcast WAVE `bext` chunk's fixed part (EBU Tech 3285)
+# (AIFC compression, bits; 0: any) -> ffmpeg's codec. AIFF is AIFC's NONE.
+_AIFF_CODECS = {
+    (b"NONE", 8): "pcm_s8",
+    (b"NONE", 16): "pcm_s16be",
+    (b"NONE", 24): "pcm_s24be",
+    (b"NONE", 32): "pcm_s32be",
+    (b"twos", 8): "pcm_s8",
+    (b"twos", 16): "pcm_s16be",
+    (b"twos", 24): "pcm_s24be",
+    (b"twos", 32): "pcm_s32be",
+    (b"sowt", 16): "pcm_s16le",
+    (b"fl32", 0): "pcm_f32be",
+    (b"fl64", 0): "pcm_f64be",
+    (b"FL32", 0): "pcm_f32be",  # libsndfile's spelling
+    (b"FL64", 0): "pcm_f64be",
+}
+_SAMPLE_BYTES = {
+    "pcm_u8": 1,
+    "pcm_s8": 1,
+    "pcm_s16le": 2,
+    "pcm_s16be": 2,
+    "pcm_s24le": 3,
+    "pcm_s24be": 3,
+    "pcm_s32le": 4,
+    "pcm_s32be": 4,
+    "pcm_f32le": 4,
+    "pcm_f32be": 4,
+    "pcm_f64le": 8,
+    "pcm_f64be": 8,
+}
+_AIFC_VERSION1 = bytes.fromhex("a2805140")
+
 # ffmpeg probes the first 32 packets (of 4 KiB) of 16-bit PCM WAVE data for coded audio.
 _SNIFF = 32 * 4096
 _SYNCS = (
@@ -65,7 +101,8 @@ _CODECS = {
 class PcmLayout:
     """Where a WAVE file's samples are and how they are stored."""
 
-    codec: str  # ffmpeg's name: "pcm_s24le", "pcm_f32le", ...
+    format: str  # AudioInfo.format: "WAV" or "AIFF"
+    codec: str  # ffmpeg's name: "pcm_s24le", "pcm_f32be", ...
     channels: int
     sample_rate: int  # Hz
     mask: int  # WAVEX dwChannelMask, 0 if none
@@ -91,8 +128,28 @@ def probe(fd: int, max_channels: int, sample_rates: tuple[int, int]) -> PcmLayou
         return None
     size = info.st_size
     head = os.pread(fd, 12, 0)
-    if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RF64", b"BW64"):
+    if len(head) < 12:
         return None
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        found = _probe_aiff(fd, size, head)
+    elif head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        found = _probe_wave(fd, size, head)
+    else:
+        return None
+    if found is None:
+        return None
+    if found.channels > max_channels or not sample_rates[0] <= found.sample_rate <= sample_rates[1]:
+        return None
+    sniffed = found.codec == "pcm_s16le" and found.format == "WAV"
+    if sniffed and _bitstream_inside(
+        os.pread(fd, min(found.data_bytes, _SNIFF), found.data_offset)
+    ):
+        return None
+    return found
+
+
+def _probe_wave(fd: int, size: int, head: bytes) -> PcmLayout | None:
+    """RIFF/RF64/BW64 WAVE, walked as ffmpeg 7's wav demuxer walks it."""
     position, ds64_data = 12, None
     if head[:4] != b"RIFF":
         ds64 = os.pread(fd, 8 + 24, 12)
@@ -143,14 +200,75 @@ def probe(fd: int, max_channels: int, sample_rates: tuple[int, int]) -> PcmLayou
     if fmt is None or data is None:
         return None
     codec, channels, rate, mask, sample_bytes = fmt
-    if channels > max_channels or not sample_rates[0] <= rate <= sample_rates[1]:
-        return None
     offset, data_bytes = data
     if data_bytes % (channels * sample_bytes):
         return None
-    if codec == "pcm_s16le" and _bitstream_inside(os.pread(fd, min(data_bytes, _SNIFF), offset)):
+    return PcmLayout("WAV", codec, channels, rate, mask, offset, data_bytes, sample_bytes)
+
+
+def _probe_aiff(fd: int, size: int, head: bytes) -> PcmLayout | None:
+    """AIFF/AIFC walked as ffmpeg 7's aiff demuxer walks it: within the FORM size, which
+    must be the file's; a COMM whose frame count is the SSND's; no CHAN (a layout)."""
+    (form_size,) = struct.unpack_from(">I", head, 4)
+    if form_size + 8 != size:
         return None
-    return PcmLayout(codec, channels, rate, mask, offset, data_bytes, sample_bytes)
+    aifc = head[8:12] == b"AIFC"
+    position, comm, sound = 12, None, None
+    for _ in range(MAX_CHUNKS):
+        if position + 8 > size:
+            break
+        header = os.pread(fd, 8, position)
+        tag = header[:4]
+        (chunk_size,) = struct.unpack_from(">I", header, 4)
+        body = position + 8
+        end = body + chunk_size
+        if end > size or chunk_size >= 0x7FFFFFF7:
+            return None
+        if tag == b"COMM":
+            if comm is not None or not 18 <= chunk_size <= _FMT_MAX:
+                return None
+            comm = _parse_comm(os.pread(fd, chunk_size, body), aifc)
+            if comm is None:
+                return None
+            if sound is not None:
+                break  # ffmpeg reads no further once COMM follows SSND
+        elif tag == b"SSND":
+            if sound is not None or chunk_size < 8:
+                return None
+            (skip,) = struct.unpack(">I", os.pread(fd, 4, body))
+            sound = (body + 8 + skip, chunk_size - 8 - skip)
+        elif tag == b"FVER":
+            if chunk_size < 4 or os.pread(fd, 4, body) != _AIFC_VERSION1:
+                return None
+        elif tag in (b"CHAN", b"wave", b"APCM", b"\0\0\0\0"):
+            return None  # a layout, codec data, XA ADPCM, or what ffmpeg reads as the end
+        position = end + (end & 1)
+    else:
+        return None
+    if comm is None or sound is None:
+        return None
+    codec, channels, rate, frames, sample_bytes = comm
+    offset, data_bytes = sound
+    if data_bytes <= 0 or data_bytes != frames * channels * sample_bytes:
+        return None
+    return PcmLayout("AIFF", codec, channels, rate, 0, offset, data_bytes, sample_bytes)
+
+
+def _parse_comm(comm: bytes, aifc: bool) -> tuple[str, int, int, int, int] | None:
+    """(codec, channels, rate, frames, sample bytes) of a plain PCM/float COMM, else None.
+
+    The rate is ffmpeg's integer reading of the 80-bit extended float (rounded to
+    nearest); an AIFC names its compression: NONE/twos (by bits), sowt, fl32/FL32, fl64/FL64."""
+    channels, frames, bits, exponent, mantissa = struct.unpack_from(">HIHHQ", comm)
+    shift = exponent - 16383 - 63
+    if not -63 <= shift <= 63:
+        return None
+    rate = mantissa << shift if shift >= 0 else (mantissa + (1 << (-shift - 1))) >> -shift
+    compression = comm[18:22] if aifc and len(comm) >= 22 else b"NONE"
+    codec = _AIFF_CODECS.get((compression, bits)) or _AIFF_CODECS.get((compression, 0))
+    if codec is None or channels < 1 or not 0 < rate < 1 << 31 or frames == 0:
+        return None
+    return codec, channels, rate, frames, _SAMPLE_BYTES[codec]
 
 
 def _bitstream_inside(start: bytes) -> bool:
@@ -189,39 +307,50 @@ def _parse_fmt(fmt: bytes) -> tuple[str, int, int, int, int] | None:
     return codec, channels, rate, mask, sample_bytes
 
 
-def to_float32(raw: bytearray, codec: str, samples: int) -> np.ndarray:
-    """`samples` samples stored as `codec` in raw[1:] (raw[0] is scratch) as float32.
+_INTS = {  # codec -> (numpy dtype, log2 of full scale)
+    "pcm_s8": ("i1", 7),
+    "pcm_s16le": ("<i2", 15),
+    "pcm_s16be": (">i2", 15),
+    "pcm_s32le": ("<i4", 31),
+    "pcm_s32be": (">i4", 31),
+}
+_FLOATS = {"pcm_f32le": "<f4", "pcm_f32be": ">f4", "pcm_f64le": "<f8", "pcm_f64be": ">f8"}
 
-    Values are libswresample's for the same conversion, bit for bit. raw must hold
-    at least 1 + samples x sample bytes; it is not kept (the result is new memory).
+
+def to_float32(raw: bytearray, codec: str, samples: int) -> np.ndarray:
+    """`samples` samples stored as `codec` in raw[1:], as float32 (new memory).
+
+    raw[0] and the byte after the samples are scratch: raw must hold at least
+    2 + samples x sample bytes. Values are libswresample's for the same
+    conversion (ffmpeg's pcm decoders deliver u8, s16, s32 or float), bit for bit.
     """
-    if codec == "pcm_s24le":
-        # Each sample's 3 bytes with the byte before them, read as one int32: the
-        # sample shifted left by 8 plus a stray low byte, cleared here.
-        wide = np.ndarray((samples,), "<i4", raw, 0, (3,))
-        ints = np.bitwise_and(wide, -256)
-        out = ints.astype(np.float32)
+    if codec in ("pcm_s24le", "pcm_s24be"):
+        # Each sample's 3 bytes and a neighbour read as one int32: the sample shifted
+        # left by 8 (as ffmpeg's decoder leaves it) plus a stray low byte, cleared.
+        if codec == "pcm_s24le":
+            wide = np.ndarray((samples,), "<i4", raw, 0, (3,))  # the byte before
+        else:
+            wide = np.ndarray((samples,), ">i4", raw, 1, (3,))  # the byte after
+        out = np.bitwise_and(wide, -256).astype(np.float32)
         out *= np.float32(2.0**-31)
         return out
     body = memoryview(raw)[1:]
-    if codec == "pcm_f32le":
-        return np.frombuffer(body, "<f4", samples).copy()
-    if codec == "pcm_f64le":
-        return np.frombuffer(body, "<f8", samples).astype(np.float32)
+    if codec in _FLOATS:
+        return np.frombuffer(body, _FLOATS[codec], samples).astype(np.float32)
     if codec == "pcm_u8":
-        centred = np.frombuffer(body, np.uint8, samples).astype(np.float32)
-        centred -= np.float32(128.0)
-        centred *= np.float32(2.0**-7)
-        return centred
-    dtype, scale = ("<i2", 2.0**-15) if codec == "pcm_s16le" else ("<i4", 2.0**-31)
+        out = np.frombuffer(body, np.uint8, samples).astype(np.float32)
+        out -= np.float32(128.0)
+        out *= np.float32(2.0**-7)
+        return out
+    dtype, bits = _INTS[codec]
     out = np.frombuffer(body, dtype, samples).astype(np.float32)
-    out *= np.float32(scale)
+    out *= np.float32(2.0**-bits)
     return out
 
 
 def ffmpeg_frames_estimate(frames: int, sample_rate: int) -> int:
-    """The frame count decode.py derives from ffmpeg's `Duration:` line for a WAVE of
-    `frames` frames: ffmpeg prints the duration in microseconds rounded to nearest,
+    """The frame count decode.py derives from ffmpeg's `Duration:` line for a WAVE or
+    AIFF of `frames` frames: ffmpeg prints the duration in microseconds rounded to nearest,
     plus 5 ms, cut to hundredths of a second; decode.py multiplies back."""
     micros = (frames * 1_000_000 * 2 + sample_rate) // (2 * sample_rate)
     centis = (micros + 5000) // 10_000
