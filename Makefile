@@ -21,18 +21,24 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet 'pip>=23.1,<26.3'  # chalice 1.34 declares pip<26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m chalicelib.analysis.native build
 	@touch $@
 
-venv: $(STAMP)
+# The analysis' C kernels (chalicelib/analysis/native.py), rebuilt when a source changes.
+NATIVE := chalicelib/analysis/kernels/_soundcheck_dsp.$(shell uname -m).so
+$(NATIVE): $(wildcard chalicelib/analysis/kernels/*.c) chalicelib/analysis/native.py | $(STAMP)
+	$(BIN)/python -m chalicelib.analysis.native build
 
-test: $(STAMP)
+venv: $(STAMP) $(NATIVE)
+
+test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # FILE=path/to/track.wav analyses your own track; GENRE=techno picks the targets.
 # Both reach the command through the environment, never through the shell's parser,
 # so names with spaces, brackets, quotes or accents arrive as they are.
 export FILE GENRE
-demo: $(STAMP)
+demo: venv
 	$(BIN)/soundcheck demo $${FILE:+"$$FILE"} $${GENRE:+--genre "$$GENRE"}
 
 lint: $(STAMP)
@@ -50,7 +56,7 @@ clean:
 bench-queue: $(STAMP)
 	$(BIN)/python -P bench/queue.py
 
-bench-analysis: $(STAMP)
+bench-analysis: venv
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq ffmpeg >/dev/null; } || echo "ffmpeg could not be installed: its row stays empty"
 	$(BIN)/python -P bench/analysis.py $(BENCH_ARGS)
