@@ -5,18 +5,19 @@ consecutive 100 ms sub-blocks. `LoudnessMeter` filters each decoded block with
 the filter state carried over from the last, so a sub-block or a window may
 straddle blocks freely. A 400 ms momentary block is 4 sub-blocks, a 3 s
 short-term window 30, and both step by one sub-block (10 Hz): the per-sample
-work is one filter pass and one weighted sum of squares.
+work is one filter pass and one weighted sum of squares, done together in C
+(`kernels/kweighting.c`, through `native`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import lfilter, sos2tf
 
-from chalicelib.analysis import channels, ffmpeg
+from chalicelib.analysis import channels, ffmpeg, native
 from chalicelib.analysis.blockwise import Block, Context, Result, blocks_of, rounded
 
 SUB_BLOCKS_PER_SECOND = 10
@@ -75,60 +76,108 @@ def sub_block_bounds(count: int, sample_rate: int) -> np.ndarray:
     return np.arange(count + 1, dtype=np.int64) * sample_rate // SUB_BLOCKS_PER_SECOND
 
 
+_KWEIGHTING = native.Function(
+    "soundcheck_kweighting",
+    None,
+    native.array(np.float32, 2),  # samples (channels, frames)
+    ctypes.c_int64,  # frames
+    native.array(np.int64),  # used channels
+    native.array(np.float64),  # their gains
+    ctypes.c_int64,  # how many
+    native.array(np.float64, 2),  # sos (2, 6)
+    native.array(np.float64, 2, writeable=True),  # state (used, 4)
+    native.array(np.int64),  # segment ends
+    ctypes.c_int64,  # segments
+    native.array(np.float64, writeable=True),  # energies (segments,)
+)
+
+
+def k_weighted_energies(
+    samples: np.ndarray,
+    used: np.ndarray,
+    gains: np.ndarray,
+    sos: np.ndarray,
+    state: np.ndarray,
+    ends: np.ndarray,
+) -> np.ndarray:
+    """Channel-weighted energy of K-weighted samples per segment of a block (C kernel).
+
+    samples: float32 (channels, n), C-contiguous, read as they are (no float64 copy).
+    used: int64 indices of the measured channels; gains: float64, one per used channel.
+    sos: float64 (2, 6), the two sections of `k_weighting_sos` (a0 = 1).
+    state: float64 (len(used), 4), the filter memories, updated in place (per channel:
+    the first section's two transposed-direct-form-II states, then the second's, as
+    scipy.signal.sosfilt's zi).
+    ends: int64, ascending in [0, n]: segment k is [ends[k-1], ends[k]), the last
+    [ends[-1], n). Returns float64 (len(ends) + 1,): per segment, the sum over used
+    channels of gain x sum of squared filtered samples; the filter runs in float64
+    (BS.1770-4 2.1). Raises ValueError for inconsistent shapes or indices and
+    ctypes.ArgumentError for a wrong dtype or a non-contiguous array.
+    """
+    if samples.ndim != 2 or used.ndim != 1 or ends.ndim != 1:
+        raise ValueError("samples must be (channels, n), used and ends 1-d")
+    count, n = len(used), samples.shape[1]
+    if gains.shape != (count,) or state.shape != (count, 4) or sos.shape != (2, 6):
+        raise ValueError(
+            f"shapes do not match: gains {gains.shape}, state {state.shape}, sos {sos.shape} "
+            f"for {count} channels"
+        )
+    if count and not (used.min() >= 0 and used.max() < samples.shape[0]):
+        raise ValueError(f"channel indices {used} outside 0..{samples.shape[0] - 1}")
+    if len(ends) and not (ends[0] >= 0 and ends[-1] <= n and (np.diff(ends) >= 0).all()):
+        raise ValueError(f"segment ends {ends} are not ascending within 0..{n}")
+    if not np.array_equal(sos[:, 3], [1.0, 1.0]):
+        raise ValueError("the sections must be normalised (a0 = 1)")
+    energies = np.zeros(len(ends) + 1)
+    _KWEIGHTING(samples, n, used, gains, count, sos, state, ends, len(ends) + 1, energies)
+    return energies
+
+
 class LoudnessMeter:
     """Accumulates the K-weighted energy of every complete 100 ms sub-block.
 
     The filter runs in float64 (a float32 square overflows at 1.8e19 and
-    underflows below 1e-23, and float files hold both), on the measured channels
-    only (the LFE has weight 0), with its state carried between blocks.
+    underflows below 1e-23, and float files hold both) straight from the float32
+    samples, on the measured channels only (the LFE has weight 0), as two cascaded
+    biquads with their state carried between blocks (`k_weighted_energies`).
+    Raises RuntimeError when the C kernels are not built (see `native`).
     """
 
     def __init__(self, context: Context) -> None:
         gains = channels.weights(context.positions)
-        self._used = [c for c, g in enumerate(gains) if g > 0.0]
-        self._gains = np.array([gains[c] for c in self._used])
+        self._used = np.array([c for c, g in enumerate(gains) if g > 0.0], dtype=np.int64)
+        self._gains = np.array([gains[c] for c in self._used], dtype=np.float64)
         self._rate = context.sample_rate
-        # Both stages as one 4th-order filter: a third faster than two cascaded
-        # sections in scipy, and in float64 the same energies to 1e-8 (192 kHz) or
-        # better: the poles sit 1e-3 inside the unit circle, far beyond rounding.
-        self._b, self._a = sos2tf(k_weighting_sos(context.sample_rate))
-        self._state = np.zeros((len(self._used), len(self._a) - 1))
+        self._sos = np.ascontiguousarray(k_weighting_sos(context.sample_rate))
+        self._state = np.zeros((len(self._used), 4))
         self._energies: list[np.ndarray] = []
         self._partial = 0.0  # energy of the sub-block under way
         self._completed = 0  # complete sub-blocks so far
         self._frames = 0
+        if len(self._used):
+            native.library()  # fail here, before any audio, if the kernels are missing
 
     def add(self, block: Block) -> None:
-        if not self._used:
-            self._frames += block.frames
-            return
-        x = block.wide  # shared with the other meters; lfilter would convert anyway
-        if len(self._used) < x.shape[0]:
-            x = x[self._used]
-        y, self._state = lfilter(self._b, self._a, x, axis=-1, zi=self._state)
-        np.square(y, out=y)
-        self._collect(np.einsum("c,cn->n", self._gains, y))
-
-    def _collect(self, power: np.ndarray) -> None:
-        """Add per-sample weighted power to the sub-blocks it falls in."""
-        start, stop = self._frames, self._frames + len(power)
+        start, stop = self._frames, self._frames + block.frames
         self._frames = stop
+        if not len(self._used):
+            return
+        # The ends of the sub-blocks that complete in this block, relative to it.
         last = (SUB_BLOCKS_PER_SECOND * stop + SUB_BLOCKS_PER_SECOND - 1) // self._rate
         ends = sub_block_bounds(last, self._rate)[self._completed + 1 :] - start
-        if len(ends) == 0:
-            self._partial += float(power.sum())
-            return
-        starts = np.concatenate(([0], ends[ends < len(power)]))
-        sums = np.add.reduceat(power, starts)
+        sums = k_weighted_energies(
+            block.samples, self._used, self._gains, self._sos, self._state, ends
+        )
         sums[0] += self._partial
-        self._energies.append(sums[: len(ends)])
-        self._partial = float(sums[-1]) if len(sums) > len(ends) else 0.0
+        if len(ends):
+            self._energies.append(sums[:-1])
+        self._partial = float(sums[-1])
         self._completed += len(ends)
 
     @property
     def measured(self) -> bool:
         """False when every channel has weight 0 (a file of LFE channels only)."""
-        return bool(self._used)
+        return len(self._used) > 0
 
     def energies(self) -> tuple[np.ndarray, np.ndarray]:
         """(energy, sample count) of each complete sub-block so far."""
