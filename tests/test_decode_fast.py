@@ -252,6 +252,30 @@ def test_the_wav_that_hangs_libsndfile(tmp_path: Path) -> None:
         assert_same_as_ffmpeg(cases / name)
 
 
+def test_an_spdif_stream_in_a_wav_goes_to_ffmpeg(
+    tmp_path: Path, source: tuple[Path, np.ndarray]
+) -> None:
+    """AC-3 in IEC 61937 bursts, stored as 16-bit stereo PCM (as a DVD/CD rip may be):
+    ffmpeg decodes the AC-3, so the file is its to read."""
+    bursts = tmp_path / "ac3.spdif"
+    run_ffmpeg("-i", source[0], "-c:a", "ac3", "-f", "spdif", bursts)
+    data = bursts.read_bytes()
+    path = tmp_path / "ac3.wav"
+    path.write_bytes(wave_bytes(pcm16_fmt(), data[: len(data) // 4 * 4]))
+    kind, info, _ = read(path)
+    assert kind == "_DecoderStream" and (info.subtype, info.lossy) == ("AC3", True)
+
+
+def test_a_sync_word_in_music_is_music(tmp_path: Path, source: tuple[Path, np.ndarray]) -> None:
+    """Two small samples (0xFF1F, 0x00E8) read as a 14-bit DTS sync word: one or two of
+    them are no DTS stream to ffmpeg's probe, and not to ours."""
+    data = bytearray(pcm16(source[1]))
+    data[400:404] = data[9000:9004] = b"\x1f\xff\xe8\x00"
+    path = tmp_path / "quiet.wav"
+    path.write_bytes(wave_bytes(pcm16_fmt(), bytes(data)))
+    assert_same_as_ffmpeg(path)
+
+
 def test_nan_and_overs_pass_through(tmp_path: Path) -> None:
     """Float samples are delivered as stored (NaN, inf, 1e19); measure() judges them."""
     x = np.zeros((1000, 2), np.float32)
@@ -282,7 +306,7 @@ def test_files_ffmpeg_reads(tmp_path: Path, source: tuple[Path, np.ndarray]) -> 
         "s24_in_32.wav": wave_bytes(s24in32, bytes(8 * 1000)),
         "valid24_of32.wav": wave_bytes(extensible, bytes(8 * 1000)),
         "short_list.wav": wave_bytes(pcm16_fmt(), data, before=chunk(b"LIST", b"ab")),
-        "spdif.wav": wave_bytes(pcm16_fmt(), b"\x72\xf8\x1f\x4e" + data[4:]),
+        "spdif.wav": wave_bytes(pcm16_fmt(), (b"\x72\xf8\x1f\x4e" + bytes(6140)) * 4 + data),
         "rifx.wav": b"RIFX" + whole[4:],
         "no_fmt.wav": b"RIFF" + bytes(4) + b"WAVE" + chunk(b"data", data),
     }

@@ -78,6 +78,7 @@ _AIFC_VERSION1 = bytes.fromhex("a2805140")
 
 # ffmpeg probes the first 32 packets (of 4 KiB) of 16-bit PCM WAVE data for coded audio.
 _SNIFF = 32 * 4096
+_SYNCS_NEEDED = 3
 _SYNCS = (
     b"\x72\xf8\x1f\x4e",  # IEC 61937 Pa Pb (0xF872 0x4E1F), little-endian words
     b"\xfe\x7f\x01\x80",  # DTS 0x7FFE8001, 16-bit little-endian
@@ -272,10 +273,12 @@ def _parse_comm(comm: bytes, aifc: bool) -> tuple[str, int, int, int, int] | Non
 
 
 def _bitstream_inside(start: bytes) -> bool:
-    """Whether 16-bit data starts with what ffmpeg probes as a coded stream, not PCM:
-    an IEC 61937 (S/PDIF) burst preamble or a DTS sync word (16- or 14-bit, either
-    byte order), as on DTS music CDs ripped to WAV. ffmpeg then decodes AC-3/DTS."""
-    return any(sync in start for sync in _SYNCS)
+    """Whether 16-bit data may start with what ffmpeg probes as a coded stream, not
+    PCM: IEC 61937 (S/PDIF) burst preambles or DTS sync words (16- or 14-bit, either
+    byte order), as on DTS music CDs ripped to WAV; ffmpeg then decodes AC-3/DTS.
+    Its probes need 3 bursts (S/PDIF) or 4 frames (DTS); one sync word turns up in
+    quiet music now and then (0x1FFF 0xE800 is two small samples)."""
+    return any(start.count(sync) >= _SYNCS_NEEDED for sync in _SYNCS)
 
 
 def _parse_fmt(fmt: bytes) -> tuple[str, int, int, int, int] | None:
