@@ -207,6 +207,26 @@ def test_sox_aiffs(
     assert_same_as_ffmpeg(path)
 
 
+REAL = [  # (track of tests/test_real_music.py, suffix, ffmpeg output options)
+    (0, "wav", ["-c:a", "pcm_s16le"]),
+    (7, "wav", ["-c:a", "pcm_s24le", "-rf64", "always"]),
+    (14, "aiff", ["-c:a", "pcm_s16be"]),
+    (21, "wav", ["-c:a", "pcm_f32le"]),
+    (28, "aifc", ["-c:a", "pcm_s16le", "-f", "aiff"]),
+]
+
+
+@pytest.mark.parametrize(("index", "suffix", "options"), REAL, ids=[str(r[0]) for r in REAL])
+def test_real_music(tmp_path: Path, index: int, suffix: str, options: list[str]) -> None:
+    """Released music (quiet intros, fades, full-scale passages), decoded and stored as
+    a user's tools store it: read in process (no false S/PDIF or DTS sync), the same."""
+    from tests.test_real_music import fetch_tracks
+
+    path = tmp_path / f"track.{suffix}"
+    run_ffmpeg("-i", fetch_tracks()[index], *options, path)
+    assert_same_as_ffmpeg(path)
+
+
 def test_bw64(tmp_path: Path, source: tuple[Path, np.ndarray]) -> None:
     rf64 = tmp_path / "rf64.wav"
     run_ffmpeg("-i", source[0], "-c:a", "pcm_s24le", "-rf64", "always", rf64)
