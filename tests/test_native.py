@@ -17,8 +17,8 @@ from scipy.signal import sosfilt
 from chalicelib.analysis import channels, dynamics, native
 from chalicelib.analysis.blockwise import Block, Context
 from chalicelib.analysis.loudness import (
+    KWeighting,
     LoudnessMeter,
-    k_weighted_energies,
     k_weighting_sos,
     sub_block_bounds,
 )
@@ -212,16 +212,13 @@ def test_a_silent_tail_decays_like_scipy_and_then_to_zero() -> None:
 
 def _cpu_seconds(x: np.ndarray, repeats: int = 3) -> float:
     """Least CPU time of a few runs of the kernel over x (channels, n), 65536 at a time."""
-    sos, best = k_weighting_sos(48000), float("inf")
+    best = float("inf")
     for _ in range(repeats):
-        state = np.zeros((2, 4))
+        kw = KWeighting(48000, [1.0] * x.shape[0])
         start = time.process_time()
         for i in range(0, x.shape[1], 65536):
-            block = x[:, i : i + 65536]
-            k_weighted_energies(
-                np.ascontiguousarray(block), np.arange(2), np.ones(2), sos, state,
-                np.arange(4800, block.shape[1] + 1, 4800),
-            )  # fmt: skip
+            block = np.ascontiguousarray(x[:, i : i + 65536])
+            kw.energies(block, np.arange(4800, block.shape[1] + 1, 4800))
         best = min(best, time.process_time() - start)
     return best
 
@@ -242,30 +239,47 @@ def test_tiny_levels_and_silent_tails_run_at_full_speed() -> None:
 
 
 def test_wrong_arrays_raise() -> None:
-    sos, x = k_weighting_sos(48000), np.zeros((2, 100), dtype=np.float32)
-    used, gains, state, ends = np.arange(2), np.ones(2), np.zeros((2, 4)), np.array([50])
+    kw, x, ends = KWeighting(48000, [1.0, 1.0]), np.zeros((2, 100), np.float32), np.array([50])
     with pytest.raises(ctypes.ArgumentError, match="float32"):
-        k_weighted_energies(x.astype(np.float64), used, gains, sos, state, ends)
+        kw.energies(x.astype(np.float64), ends)
     with pytest.raises(ctypes.ArgumentError, match="C_CONTIGUOUS"):
-        k_weighted_energies(np.zeros((100, 2), np.float32).T, used, gains, sos, state, ends)
-    with pytest.raises(ctypes.ArgumentError):
-        k_weighted_energies(x, used.astype(np.int32), gains, sos, state, ends)
+        kw.energies(np.zeros((100, 2), np.float32).T, ends)
+    with pytest.raises(ctypes.ArgumentError, match="int64"):
+        kw.energies(x, ends.astype(np.int32))
+    with pytest.raises(ValueError, match="shaped"):
+        kw.energies(np.zeros((1, 100), np.float32), ends)
+    with pytest.raises(ValueError, match="shaped"):
+        kw.energies(np.zeros(100, np.float32), ends)
+    with pytest.raises(ValueError, match="segment ends"):
+        kw.energies(x, np.array([101]))
+    with pytest.raises(ValueError, match="segment ends"):
+        kw.energies(x, np.array([60, 50]))
+    with pytest.raises(ValueError, match="segment ends"):
+        kw.energies(x, np.array([-1]))
+    kw.state.flags.writeable = False
     with pytest.raises(ctypes.ArgumentError, match="WRITEABLE"):
-        state.flags.writeable = False
-        k_weighted_energies(x, used, gains, sos, state, ends)
-    state = np.zeros((2, 4))
-    with pytest.raises(ValueError, match="shapes"):
-        k_weighted_energies(x, used, gains, sos, np.zeros((2, 3)), ends)
-    with pytest.raises(ValueError, match="channel indices"):
-        k_weighted_energies(x, np.array([0, 2]), gains, sos, state, ends)
-    with pytest.raises(ValueError, match="segment ends"):
-        k_weighted_energies(x, used, gains, sos, state, np.array([101]))
-    with pytest.raises(ValueError, match="segment ends"):
-        k_weighted_energies(x, used, gains, sos, state, np.array([60, 50]))
+        kw.energies(x, ends)
+    with pytest.raises(ctypes.ArgumentError, match="numpy array"):
+        _call_sum([1.0, 2.0])
     with pytest.raises(ctypes.ArgumentError):
         dynamics.sum_squares(np.zeros(10))
     with pytest.raises(ctypes.ArgumentError):
         dynamics.sum_squares(np.zeros(20, dtype=np.float32)[::2])
+    with pytest.raises(ctypes.ArgumentError):
+        dynamics.sum_squares(np.zeros((4, 4), dtype=np.float32)[:, :2])
+
+
+def _call_sum(value: object) -> None:
+    dynamics._SUM_SQUARES(value, 2)
+
+
+def test_read_only_and_empty_arrays_are_passed() -> None:
+    x = np.arange(10, dtype=np.float32)
+    x.flags.writeable = False
+    assert dynamics.sum_squares(x) == float(np.sum(np.arange(10.0) ** 2))
+    assert dynamics.sum_squares(np.zeros(0, np.float32)) == 0.0
+    kw = KWeighting(48000, [1.0, 0.0])  # the second channel not measured
+    assert kw.energies(np.zeros((2, 0), np.float32), np.zeros(0, np.int64)).tolist() == [0.0]
 
 
 # --- sum of squares --------------------------------------------------------------

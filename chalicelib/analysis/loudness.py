@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,45 +93,51 @@ _KWEIGHTING = native.Function(
 )
 
 
-def k_weighted_energies(
-    samples: np.ndarray,
-    used: np.ndarray,
-    gains: np.ndarray,
-    sos: np.ndarray,
-    state: np.ndarray,
-    ends: np.ndarray,
-) -> np.ndarray:
-    """Channel-weighted energy of K-weighted samples per segment of a block (C kernel).
+class KWeighting:
+    """BS.1770-4 K-weighting of the measured channels of float32 blocks, with the
+    weighted energy of each segment of a block, in one pass (C: kernels/kweighting.c).
 
-    samples: float32 (channels, n), C-contiguous, read as they are (no float64 copy).
-    used: int64 indices of the measured channels; gains: float64, one per used channel.
-    sos: float64 (2, 6), the two sections of `k_weighting_sos` (a0 = 1).
-    state: float64 (len(used), 4), the filter memories, updated in place (per channel:
-    the first section's two transposed-direct-form-II states, then the second's, as
-    scipy.signal.sosfilt's zi).
-    ends: int64, ascending in [0, n]: segment k is [ends[k-1], ends[k]), the last
-    [ends[-1], n). Returns float64 (len(ends) + 1,): per segment, the sum over used
-    channels of gain x sum of squared filtered samples; the filter runs in float64
-    (BS.1770-4 2.1). Raises ValueError for inconsistent shapes or indices and
-    ctypes.ArgumentError for a wrong dtype or a non-contiguous array.
+    `gains`: one weight per channel of the blocks (BS.1770-4 Table 3); channels of
+    weight 0 (the LFE) are not filtered at all. The filter runs in float64 straight
+    from the float32 samples (no float64 copy), as two cascaded biquads
+    (`k_weighting_sos`, scipy.signal.sosfilt's operations) whose memories, `state`
+    (measured channels, 4) as sosfilt's zi, carry over from one call to the next.
+    Raises RuntimeError when the C kernels are not built (see `native`).
     """
-    if samples.ndim != 2 or used.ndim != 1 or ends.ndim != 1:
-        raise ValueError("samples must be (channels, n), used and ends 1-d")
-    count, n = len(used), samples.shape[1]
-    if gains.shape != (count,) or state.shape != (count, 4) or sos.shape != (2, 6):
-        raise ValueError(
-            f"shapes do not match: gains {gains.shape}, state {state.shape}, sos {sos.shape} "
-            f"for {count} channels"
-        )
-    if count and not (used.min() >= 0 and used.max() < samples.shape[0]):
-        raise ValueError(f"channel indices {used} outside 0..{samples.shape[0] - 1}")
-    if len(ends) and not (ends[0] >= 0 and ends[-1] <= n and (np.diff(ends) >= 0).all()):
-        raise ValueError(f"segment ends {ends} are not ascending within 0..{n}")
-    if not np.array_equal(sos[:, 3], [1.0, 1.0]):
-        raise ValueError("the sections must be normalised (a0 = 1)")
-    energies = np.zeros(len(ends) + 1)
-    _KWEIGHTING(samples, n, used, gains, count, sos, state, ends, len(ends) + 1, energies)
-    return energies
+
+    def __init__(self, sample_rate: int, gains: Sequence[float]) -> None:
+        self.channels = len(gains)
+        self.used = np.array([c for c, g in enumerate(gains) if g > 0.0], dtype=np.int64)
+        self.gains = np.array([gains[c] for c in self.used], dtype=np.float64)
+        self.sos = np.ascontiguousarray(k_weighting_sos(sample_rate), dtype=np.float64)
+        self.state = np.zeros((len(self.used), 4))
+        if len(self.used):
+            native.library()  # fail here, before any audio, if the kernels are missing
+
+    def energies(self, samples: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Energy per segment of a block.
+
+        samples: float32 (channels, n), C-contiguous. ends: int64, ascending within
+        [0, n]: segment k is [ends[k-1], ends[k]), the first starts at 0, the last
+        [ends[-1], n) (empty when ends[-1] == n). Returns float64 (len(ends) + 1,):
+        per segment, the sum over measured channels of gain x the sum of squared
+        K-weighted samples. Raises ValueError for another channel count or bad
+        ends, ctypes.ArgumentError for another dtype or a non-contiguous array.
+        """
+        if samples.ndim != 2 or samples.shape[0] != self.channels:
+            raise ValueError(f"samples shaped {samples.shape}, not ({self.channels}, n)")
+        n = samples.shape[1]
+        if ends.ndim != 1 or (
+            len(ends) and not (ends[0] >= 0 and ends[-1] <= n and (ends[1:] >= ends[:-1]).all())
+        ):
+            raise ValueError(f"segment ends {ends} are not ascending within 0..{n}")
+        energies = np.zeros(len(ends) + 1)
+        if len(self.used):
+            _KWEIGHTING(
+                samples, n, self.used, self.gains, len(self.used), self.sos, self.state,
+                ends, len(energies), energies,
+            )  # fmt: skip
+        return energies
 
 
 class LoudnessMeter:
@@ -138,36 +145,30 @@ class LoudnessMeter:
 
     The filter runs in float64 (a float32 square overflows at 1.8e19 and
     underflows below 1e-23, and float files hold both) straight from the float32
-    samples, on the measured channels only (the LFE has weight 0), as two cascaded
-    biquads with their state carried between blocks (`k_weighted_energies`).
-    Raises RuntimeError when the C kernels are not built (see `native`).
+    samples, on the measured channels only (the LFE has weight 0), with its state
+    carried between blocks (`KWeighting`). Raises RuntimeError when the C kernels
+    are not built (see `native`).
     """
 
     def __init__(self, context: Context) -> None:
-        gains = channels.weights(context.positions)
-        self._used = np.array([c for c, g in enumerate(gains) if g > 0.0], dtype=np.int64)
-        self._gains = np.array([gains[c] for c in self._used], dtype=np.float64)
+        self._filter = KWeighting(context.sample_rate, channels.weights(context.positions))
         self._rate = context.sample_rate
-        self._sos = np.ascontiguousarray(k_weighting_sos(context.sample_rate))
-        self._state = np.zeros((len(self._used), 4))
         self._energies: list[np.ndarray] = []
         self._partial = 0.0  # energy of the sub-block under way
         self._completed = 0  # complete sub-blocks so far
         self._frames = 0
-        if len(self._used):
-            native.library()  # fail here, before any audio, if the kernels are missing
 
     def add(self, block: Block) -> None:
         start, stop = self._frames, self._frames + block.frames
         self._frames = stop
-        if not len(self._used):
+        if not self.measured:
             return
-        # The ends of the sub-blocks that complete in this block, relative to it.
+        # The ends of the sub-blocks that complete in this block, relative to it:
+        # sub-block k ends at k*rate//10 (sub_block_bounds), complete once <= stop.
         last = (SUB_BLOCKS_PER_SECOND * stop + SUB_BLOCKS_PER_SECOND - 1) // self._rate
-        ends = sub_block_bounds(last, self._rate)[self._completed + 1 :] - start
-        sums = k_weighted_energies(
-            block.samples, self._used, self._gains, self._sos, self._state, ends
-        )
+        ends = np.arange(self._completed + 1, last + 1, dtype=np.int64)
+        ends = ends * self._rate // SUB_BLOCKS_PER_SECOND - start
+        sums = self._filter.energies(block.samples, ends)
         sums[0] += self._partial
         if len(ends):
             self._energies.append(sums[:-1])
@@ -177,7 +178,7 @@ class LoudnessMeter:
     @property
     def measured(self) -> bool:
         """False when every channel has weight 0 (a file of LFE channels only)."""
-        return len(self._used) > 0
+        return len(self._filter.used) > 0
 
     def energies(self) -> tuple[np.ndarray, np.ndarray]:
         """(energy, sample count) of each complete sub-block so far."""
