@@ -2,8 +2,7 @@
 
 From three sums over the whole track in float64: LL, RR and LR, added up from
 the sums of each second that stereo_series keeps for the correlation over time
-(einsum, not BLAS: OpenBLAS wakes its thread pool for each long dot product, and
-its spinning threads cost more than the sums). Correlation is
+(made in C from the float32 samples). Correlation is
 the normalised cross product (+1 mono, 0 unrelated, -1 out of phase). Width is
 the side energy as a share of the total, scaled so that mono is 0 %, unrelated
 channels 100 % and fully out-of-phase 200 % (it equals 100 * (1 - correlation)
@@ -52,8 +51,8 @@ class StereoMeter:
 
     def add(self, block: Block) -> None:
         if self._pair is not None:
-            wide = block.wide
-            self._sums.add_pair(wide[:2] if self._pair == (0, 1) else wide[list(self._pair)])
+            left, right = self._pair
+            self._sums.add(block.samples[left], block.samples[right])
 
     def finish(self, result: Result) -> None:
         if self._pair is None:

@@ -11,16 +11,19 @@ club systems that sum the sub.
 
 from __future__ import annotations
 
+import ctypes
 import math
+from functools import cache
 from typing import Any
 
 import numpy as np
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter
+
+from chalicelib.analysis import native
 
 LOW_END_HZ = 150.0
 LOW_END_ORDER = 4
-DECIMATE = 8  # the low-end filter runs at 1/8 of the rate (5.5 kHz at 44.1 kHz)
-FILTER_BATCH = 1 << 18  # frames (at the full rate) low-passed at once
+DECIMATE = 8  # the low-end filter runs at 1/8 of the rate (5.5 kHz at 44.1 kHz); kernels/stereo.c
 
 
 def correlation(ll: float, rr: float, lr: float) -> float | None:
@@ -31,81 +34,63 @@ def correlation(ll: float, rr: float, lr: float) -> float | None:
 
 class CorrelationAccumulator:
     """Feed (left, right) pairs of blocks in order with add(); result() gives the series
-    and the low-end correlation."""
+    and the low-end correlation.
+
+    The sums are made in C (kernels/stereo.c, through native.py) in one pass over the
+    float32 rows, in float64: per second; and of the low end, at 1/DECIMATE of the
+    rate, the mean of each DECIMATE samples (a boxcar: its nulls fall on the
+    frequencies that would alias below 150 Hz), then the low-pass (scipy's design,
+    run as sosfilt runs it). State (the unfinished second, an incomplete group, the
+    filter's memory) is carried between blocks.
+    """
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self._second = np.zeros(3)  # LL, RR, LR of the unfinished second
         self._total = np.zeros(3)  # ... of the finished ones
-        self._filled = 0  # its frames
+        self._filled = ctypes.c_int64(0)  # its frames
         self._series: list[tuple[int, float | None]] = []
         self._low = np.zeros(3)
-        self._sos = butter(
-            LOW_END_ORDER, LOW_END_HZ, btype="low", fs=sample_rate / DECIMATE, output="sos"
+        self._sos = np.ascontiguousarray(
+            butter(LOW_END_ORDER, LOW_END_HZ, btype="low", fs=sample_rate / DECIMATE, output="sos"),
+            dtype=np.float64,
         )
-        self._rest = np.zeros((2, 0))
-        self._reduced: list[np.ndarray] = []  # reduced blocks not yet filtered
-        self._pending = 0  # their frames at the full rate
         self._zi = np.zeros((self._sos.shape[0], 2, 2))  # sections, channels, state
+        self._rest = np.zeros((2, DECIMATE))  # an incomplete group of DECIMATE samples
+        self._rest_n = ctypes.c_int64(0)  # ... its count
 
     def add(self, left: np.ndarray, right: np.ndarray) -> None:
-        pair = np.stack([np.asarray(left, dtype=np.float64), np.asarray(right, dtype=np.float64)])
-        self.add_pair(pair)
-
-    def add_pair(self, pair: np.ndarray) -> None:
-        """The next block of the pair, float64 shaped (2, n) (rows may be views)."""
-        n = pair.shape[1]
+        """The next block of the pair: two rows of n samples (float32; others are
+        converted)."""
+        left = np.ascontiguousarray(left, dtype=np.float32)
+        right = np.ascontiguousarray(right, dtype=np.float32)
+        n = len(left)
+        if len(right) != n:
+            raise ValueError(f"left has {n} samples, right {len(right)}")
         if n == 0:
             return
-        left, right = pair[0], pair[1]
-        # Sums per second: einsum over each second's slice, no products stored (not
-        # BLAS: on a busy machine each call costs milliseconds of thread wake-up).
-        done = 0
-        while done < n:
-            take = min(n - done, self.sample_rate - self._filled)
-            a, b = left[done : done + take], right[done : done + take]
-            self._second += (_dot(a, a), _dot(b, b), _dot(a, b))
-            self._filled += take
-            done += take
-            if self._filled == self.sample_rate:
-                self._finish_second()
-                self._filled = 0
-        self._low_end(pair)
-
-    def _low_end(self, pair: np.ndarray) -> None:
-        """The low end at 1/DECIMATE of the rate: mean of each DECIMATE samples (a
-        boxcar: its nulls fall on the frequencies that would alias below 150 Hz), then
-        the low-pass; a remainder waits for the next block."""
-        offset = 0
-        if self._rest.shape[1]:
-            offset = min(DECIMATE - self._rest.shape[1], pair.shape[1])
-            self._rest = np.concatenate([self._rest, pair[:, :offset]], axis=1)
-            if self._rest.shape[1] < DECIMATE:
-                return
-            self._reduced.append(_boxcar(self._rest))
-        whole = (pair.shape[1] - offset) // DECIMATE * DECIMATE
-        self._rest = pair[:, offset + whole :].copy()
-        if whole:
-            self._reduced.append(_boxcar(pair[:, offset : offset + whole]))
-        self._pending += whole
-        if self._pending >= FILTER_BATCH:
-            self._filter()
-
-    def _filter(self) -> None:
-        """Low-pass what was reduced (several blocks at once: a sosfilt call has a
-        fixed cost) and add its products."""
-        if not self._reduced:
-            return
-        reduced = np.concatenate(self._reduced, axis=1)
-        self._reduced, self._pending = [], 0
-        low, self._zi = sosfilt(self._sos, reduced, axis=-1, zi=self._zi)
-        self._low += (_dot(low[0], low[0]), _dot(low[1], low[1]), _dot(low[0], low[1]))
-
-    def _finish_second(self) -> None:
-        t = len(self._series) + 1
-        self._series.append((t, correlation(*self._second)))
-        self._total += self._second
-        self._second = np.zeros(3)
+        finished = np.empty((n // self.sample_rate + 1, 3))
+        count = _kernel().sc_stereo_block(
+            left.ctypes.data,
+            right.ctypes.data,
+            n,
+            self.sample_rate,
+            ctypes.byref(self._filled),
+            self._second.ctypes.data,
+            finished.ctypes.data,
+            DECIMATE,
+            self._sos.ctypes.data,
+            self._sos.shape[0],
+            self._zi.ctypes.data,
+            self._rest.ctypes.data,
+            ctypes.byref(self._rest_n),
+            self._low.ctypes.data,
+        )
+        if count < 0:
+            raise ValueError(f"stereo kernel refused DECIMATE={DECIMATE}")
+        for sums in finished[:count]:
+            self._series.append((len(self._series) + 1, correlation(*sums)))
+            self._total += sums
 
     def sums(self) -> tuple[float, float, float]:
         """LL, RR and LR over everything added so far."""
@@ -114,9 +99,8 @@ class CorrelationAccumulator:
 
     def result(self) -> dict[str, Any]:
         """{correlationSeries: [{t, correlation}], lowEndCorrelation}."""
-        self._filter()
         series = list(self._series)
-        if self._filled >= self.sample_rate // 2:
+        if self._filled.value >= self.sample_rate // 2:
             series.append((len(series) + 1, correlation(*self._second)))
         return {
             "correlationSeries": [
@@ -126,18 +110,15 @@ class CorrelationAccumulator:
         }
 
 
-def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.einsum("i,i->", a, b))
-
-
-def _boxcar(x: np.ndarray) -> np.ndarray:
-    """Means of each DECIMATE (a power of two) consecutive samples of x (2, n), n a
-    multiple of DECIMATE: pairwise sums, each step one pass over half the data."""
-    width = 1
-    while width < DECIMATE:
-        x = x[:, 0::2] + x[:, 1::2]
-        width *= 2
-    return x * (1.0 / DECIMATE)
+@cache
+def _kernel() -> ctypes.CDLL:
+    """The compiled kernels (kernels/stereo.c) with their signatures."""
+    lib = native.library()
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    block = lib.sc_stereo_block
+    block.argtypes = [ptr, ptr, i64, i64, ptr, ptr, ptr, i64, ptr, i64, ptr, ptr, ptr, ptr]
+    block.restype = i64
+    return lib
 
 
 def _round(value: float | None) -> float | None:

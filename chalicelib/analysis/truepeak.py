@@ -19,28 +19,29 @@ Most of a track cannot hold the peak: an interpolated value is at most
 `overshoot` (the largest sum of absolute taps of a phase, 1.86 at 4x) times the
 largest nearby sample. That bound is loose, so it is taken over short sub-blocks
 (Block.peaks, 128 samples: a 2048-sample granularity left 31 % of a dynamic
-track's instants to compute, 128 leaves 6 %). Within a block, the sub-blocks
-that can beat the running maximum are oversampled loudest first, in batches,
-each batch raising the bar for the rest.
+track's instants to compute, 128 leaves 6 %). The sub-blocks that can beat the
+running maximum are oversampled in order, each raising the bar for the rest; a
+limited track (every sub-block near its peak) is oversampled whole.
+
+The work is done in C (kernels/truepeak.c, through native.py): float32 products
+summed in float32, as numpy's einsum did, vectorised across instants.
 """
 
 from __future__ import annotations
 
+import ctypes
 from functools import cache
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from chalicelib.analysis import dynamics
+from chalicelib.analysis import dynamics, native
 from chalicelib.analysis.blockwise import SUB_BLOCK, Block, Context, Result, blocks_of
 
 TAPS_PER_PHASE = 12
 KAISER_BETA = 6.0
-FIRST_BATCH = 8  # sub-blocks oversampled first (the loudest): raise the bar early
-BATCH = 128  # sub-blocks per product after that: 16 k instants, 768 kB stacked, fits in L2
 LEFT = TAPS_PER_PHASE // 2 - 1  # samples before an instant the interpolator reads
 RIGHT = TAPS_PER_PHASE // 2  # ... and after
-CONTEXT = LEFT + RIGHT
+CONTEXT = LEFT + RIGHT  # kernels/truepeak.c's CONTEXT
 
 
 def oversampling_factor(sample_rate: int) -> int:
@@ -95,17 +96,36 @@ class PeakMeter:
         self.true_peak = 0.0
         self._clipped = 0
         self._overshoot = 0
-        # The last CONTEXT samples (all, if fewer) and the peak of its sub-block.
-        self._history = np.zeros((context.channels, 0), dtype=np.float32)
+        # The last CONTEXT samples of each channel; the first `_kept` are valid.
+        self._history = np.zeros((context.channels, CONTEXT), dtype=np.float32)
+        self._kept = ctypes.c_int64(0)
 
     def add(self, block: Block) -> None:
         x, peaks = block.samples, block.peaks
         self._count(x, peaks)
-        if self._phases is None:
+        if self._phases is None or x.shape[1] == 0:
             return
-        self._across(x)
-        self._within(x, peaks)
-        self._history = np.concatenate((self._history, x[:, -CONTEXT:]), axis=1)[:, -CONTEXT:]
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        peaks = np.ascontiguousarray(peaks, dtype=np.float32)
+        value = _kernel().sc_truepeak_block(
+            x.ctypes.data,
+            x.shape[0],
+            x.shape[1],
+            x.shape[1],
+            peaks.ctypes.data,
+            peaks.shape[1],
+            peaks.shape[1],
+            SUB_BLOCK,
+            self._history.ctypes.data,
+            ctypes.byref(self._kept),
+            self._phases.ctypes.data,
+            self._phases.shape[0],
+            self._bound,
+            self.true_peak,
+        )
+        if value < 0.0:
+            raise ValueError(f"true-peak kernel refused {self._phases.shape[0]} phases")
+        self.true_peak = value
 
     def _count(self, x: np.ndarray, peaks: np.ndarray) -> None:
         top = float(peaks.max()) if peaks.size else 0.0
@@ -121,55 +141,6 @@ class PeakMeter:
         else:
             self._clipped += int(np.count_nonzero(magnitude >= self._level))
 
-    def _across(self, x: np.ndarray) -> None:
-        """The instants whose samples straddle the last block and this one."""
-        if self._history.shape[1] == 0:
-            return
-        joint = np.concatenate((self._history, x[:, :CONTEXT]), axis=1)
-        if float(np.abs(joint).max()) * self._bound > self.true_peak:
-            for row in joint:
-                self.true_peak = max(self.true_peak, _interpolated_max(row, self._phases))
-
-    def _within(self, x: np.ndarray, peaks: np.ndarray) -> None:
-        """The instants that read this block's samples only, loudest sub-blocks first.
-
-        Window i reads x[i : i + TAPS_PER_PHASE]; those of sub-block s read sub-blocks
-        s and s + 1, so the larger of their peaks times `overshoot` bounds them.
-        """
-        assert self._phases is not None
-        n = x.shape[1]
-        windows = n - CONTEXT
-        if windows <= 0:
-            return
-        count = -(-windows // SUB_BLOCK)  # sub-blocks holding windows
-        nearby = peaks[:, :count].copy()
-        shared = min(count, peaks.shape[1] - 1)  # sub-blocks with a next one
-        np.maximum(nearby[:, :shared], peaks[:, 1 : shared + 1], out=nearby[:, :shared])
-        bound = nearby * self._bound
-        whole = windows // SUB_BLOCK  # sub-blocks whose SUB_BLOCK windows all exist
-        if whole < count:  # the last, partial one
-            for c in np.flatnonzero(bound[:, whole] > self.true_peak):
-                tail = x[c, whole * SUB_BLOCK :]
-                self.true_peak = max(self.true_peak, _interpolated_max(tail, self._phases))
-        flat = bound[:, :whole].ravel()
-        candidates = np.flatnonzero(flat > self.true_peak)
-        if len(candidates) == 0:
-            return
-        candidates = candidates[np.argsort(-flat[candidates], kind="stable")]
-        # spans[c, s] = x[c, s * SUB_BLOCK : (s + 1) * SUB_BLOCK + CONTEXT], a view
-        step = x.strides[1]
-        spans = as_strided(
-            x, (x.shape[0], whole, SUB_BLOCK + CONTEXT), (x.strides[0], SUB_BLOCK * step, step)
-        )
-        batch = FIRST_BATCH
-        while len(candidates):
-            part, candidates = candidates[:batch], candidates[batch:]
-            channel, sub = np.divmod(part, whole)
-            value = _windows_max(spans[channel, sub], self._phases)
-            self.true_peak = max(self.true_peak, value)
-            candidates = candidates[flat[candidates] > self.true_peak]
-            batch = BATCH
-
     def finish(self, result: Result) -> None:
         true_peak_db = dynamics.amplitude_db(self.true_peak)
         sample_peak_db = dynamics.amplitude_db(self.sample_peak)
@@ -181,30 +152,25 @@ class PeakMeter:
         result.put("peaks.oversampling", self._factor)
 
 
-def _windows_max(spans: np.ndarray, phases: np.ndarray) -> float:
-    """Largest |value| at the in-between instants of each row of spans, shaped
-    (rows, SUB_BLOCK + CONTEXT): SUB_BLOCK instants a row."""
-    rows = spans.shape[0]
-    stacked = np.empty((TAPS_PER_PHASE, rows, SUB_BLOCK), dtype=np.float32)
-    for k in range(TAPS_PER_PHASE):
-        stacked[k] = spans[:, k : k + SUB_BLOCK]
-    values = np.einsum("pk,kw->pw", phases, stacked.reshape(TAPS_PER_PHASE, -1))
-    return float(max(values.max(), -values.min()))
+@cache
+def _kernel() -> ctypes.CDLL:
+    """The compiled kernels (kernels/truepeak.c) with their signatures."""
+    lib = native.library()
+    i64, ptr, f64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double
+    block = lib.sc_truepeak_block
+    block.argtypes = [ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, ptr, i64, f64, f64]
+    block.restype = f64
+    lib.sc_interpolated_max.argtypes = [ptr, i64, ptr, i64]
+    lib.sc_interpolated_max.restype = f64
+    return lib
 
 
 def _interpolated_max(segment: np.ndarray, phases: np.ndarray) -> float:
-    """Largest |value| at the in-between instants of segment[LEFT:-RIGHT] (1-D).
-
-    The taps are stacked as rows so one small product computes every phase at once.
-    """
-    width = len(segment) - CONTEXT
-    if width <= 0:
-        return 0.0
-    stacked = np.empty((TAPS_PER_PHASE, width), dtype=np.float32)
-    for k in range(TAPS_PER_PHASE):
-        stacked[k] = segment[k : k + width]
-    values = np.einsum("pk,kw->pw", phases, stacked)  # not BLAS: see stereo.py
-    return float(max(values.max(), -values.min()))
+    """Largest |value| at the in-between instants of segment[LEFT:-RIGHT] (1-D):
+    every instant, no pruning (what PeakMeter must agree with)."""
+    x = np.ascontiguousarray(segment, dtype=np.float32)
+    h = np.ascontiguousarray(phases, dtype=np.float32)
+    return float(_kernel().sc_interpolated_max(x.ctypes.data, len(x), h.ctypes.data, h.shape[0]))
 
 
 def true_peak_of(samples: np.ndarray, sample_rate: int) -> float:

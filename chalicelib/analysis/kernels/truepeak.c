@@ -1,0 +1,211 @@
+/* True peak of a block of float32 samples (ITU-R BS.1770-4 Annex 2), called from
+ * truepeak.py through ctypes.
+ *
+ * The interpolator is polyphase with 12 taps a phase: the value at the in-between
+ * instant n + p/L reads samples n-5 .. n+6 (window n-5). Only the in-between phases
+ * are computed: the filter passes the original samples unchanged. Values are float32
+ * products summed in float32, as truepeak.py's numpy code did.
+ *
+ * Per block and channel: the windows straddling the last block and this one (from
+ * the 11 samples of history kept per channel), then this block's own windows by
+ * sub-blocks of `sub` windows, skipping those whose bound (the larger peak of the
+ * sub-block and the next, times `overshoot`) cannot beat the running maximum.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define TAPS 12
+#define CONTEXT (TAPS - 1)
+#define CHUNK 128 /* windows computed at once */
+#define MAX_PHASES 3 /* 4x oversampling */
+
+/* Largest |value| at the in-between instants of windows [0, count) of x, count <=
+ * CHUNK: window i reads x[i .. i + 11]. Always CHUNK windows (a short chunk is
+ * copied and padded with zeros, its extra windows ignored), kept as an element-wise
+ * maximum and reduced as a tree: fixed trip counts that the compiler vectorises
+ * across instants even at -O2. */
+static float chunk_max(const float *restrict x, int64_t count, const float *restrict phases,
+                       int64_t nphases)
+{
+    float pad[CHUNK + CONTEXT];
+    if (count < CHUNK) {
+        memcpy(pad, x, (size_t)(count + CONTEXT) * sizeof(float));
+        memset(pad + count + CONTEXT, 0, (size_t)(CHUNK - count) * sizeof(float));
+        x = pad;
+    }
+    float best[CHUNK];
+    for (int i = 0; i < CHUNK; i++)
+        best[i] = 0.0f;
+    for (int64_t p = 0; p < nphases; p++) {
+        const float *h = phases + p * TAPS;
+        const float h0 = h[0], h1 = h[1], h2 = h[2], h3 = h[3], h4 = h[4], h5 = h[5];
+        const float h6 = h[6], h7 = h[7], h8 = h[8], h9 = h[9], h10 = h[10], h11 = h[11];
+        for (int i = 0; i < CHUNK; i++) {
+            const float *restrict w = x + i;
+            float y = ((h0 * w[0] + h1 * w[1]) + (h2 * w[2] + h3 * w[3]))
+                      + ((h4 * w[4] + h5 * w[5]) + (h6 * w[6] + h7 * w[7]))
+                      + ((h8 * w[8] + h9 * w[9]) + (h10 * w[10] + h11 * w[11]));
+            float a = fabsf(y);
+            best[i] = a > best[i] ? a : best[i];
+        }
+    }
+    for (int64_t i = count; i < CHUNK; i++)
+        best[i] = 0.0f;
+    for (int width = CHUNK / 2; width > 0; width /= 2)
+        for (int i = 0; i < width; i++)
+            best[i] = best[i + width] > best[i] ? best[i + width] : best[i];
+    return best[0];
+}
+
+/* The same for the three phases of 4x oversampling when the third is the first
+ * reversed and the second symmetric (as a windowed sinc's are): with u = w[k] +
+ * w[11-k] and v = w[k] - w[11-k], k < 6, the sum and difference of the first and
+ * third are products with u and v, and max(|a|, |b|) = (|a + b| + |a - b|) / 2;
+ * the second is a product with u. 6 loads folded, 18 products instead of 36. */
+static float chunk_max_folded(const float *restrict x, int64_t count, const float *restrict plus,
+                              const float *restrict minus, const float *restrict mid)
+{
+    float pad[CHUNK + CONTEXT];
+    if (count < CHUNK) {
+        memcpy(pad, x, (size_t)(count + CONTEXT) * sizeof(float));
+        memset(pad + count + CONTEXT, 0, (size_t)(CHUNK - count) * sizeof(float));
+        x = pad;
+    }
+    const float p0 = plus[0], p1 = plus[1], p2 = plus[2], p3 = plus[3], p4 = plus[4],
+                p5 = plus[5];
+    const float m0 = minus[0], m1 = minus[1], m2 = minus[2], m3 = minus[3], m4 = minus[4],
+                m5 = minus[5];
+    const float c0 = mid[0], c1 = mid[1], c2 = mid[2], c3 = mid[3], c4 = mid[4], c5 = mid[5];
+    float best[CHUNK];
+    for (int i = 0; i < CHUNK; i++) {
+        const float *restrict w = x + i;
+        float u0 = w[0] + w[11], u1 = w[1] + w[10], u2 = w[2] + w[9];
+        float u3 = w[3] + w[8], u4 = w[4] + w[7], u5 = w[5] + w[6];
+        float v0 = w[0] - w[11], v1 = w[1] - w[10], v2 = w[2] - w[9];
+        float v3 = w[3] - w[8], v4 = w[4] - w[7], v5 = w[5] - w[6];
+        float sum = (p0 * u0 + p1 * u1) + (p2 * u2 + p3 * u3) + (p4 * u4 + p5 * u5);
+        float diff = (m0 * v0 + m1 * v1) + (m2 * v2 + m3 * v3) + (m4 * v4 + m5 * v5);
+        float centre = (c0 * u0 + c1 * u1) + (c2 * u2 + c3 * u3) + (c4 * u4 + c5 * u5);
+        float side = 0.5f * (fabsf(sum) + fabsf(diff));
+        float a = fabsf(centre);
+        best[i] = side > a ? side : a;
+    }
+    for (int64_t i = count; i < CHUNK; i++)
+        best[i] = 0.0f;
+    for (int width = CHUNK / 2; width > 0; width /= 2)
+        for (int i = 0; i < width; i++)
+            best[i] = best[i + width] > best[i] ? best[i + width] : best[i];
+    return best[0];
+}
+
+/* The interpolator as chunk_max reads it: the phases as given, or folded. */
+typedef struct {
+    const float *phases;
+    int64_t nphases;
+    int folded;
+    float plus[TAPS / 2], minus[TAPS / 2], mid[TAPS / 2];
+} Interpolator;
+
+static Interpolator interpolator(const float *phases, int64_t nphases)
+{
+    Interpolator f = {phases, nphases, 0, {0}, {0}, {0}};
+    if (nphases != 3)
+        return f;
+    for (int k = 0; k < TAPS; k++)
+        if (phases[2 * TAPS + k] != phases[TAPS - 1 - k] || phases[TAPS + k] != phases[2 * TAPS - 1 - k])
+            return f;
+    for (int k = 0; k < TAPS / 2; k++) {
+        f.plus[k] = phases[k] + phases[TAPS - 1 - k];
+        f.minus[k] = phases[k] - phases[TAPS - 1 - k];
+        f.mid[k] = phases[TAPS + k];
+    }
+    f.folded = 1;
+    return f;
+}
+
+static float windows_max(const float *x, int64_t count, const Interpolator *f)
+{
+    float top = 0.0f;
+    for (int64_t done = 0; done < count; done += CHUNK) {
+        int64_t take = count - done < CHUNK ? count - done : CHUNK;
+        float m = f->folded ? chunk_max_folded(x + done, take, f->plus, f->minus, f->mid)
+                            : chunk_max(x + done, take, f->phases, f->nphases);
+        top = m > top ? m : top;
+    }
+    return top;
+}
+
+/* Largest |value| at the in-between instants of every window of x[0 .. n) (n - 11
+ * windows; none if n < 12). phases: float32 (nphases, 12). */
+double sc_interpolated_max(const float *x, int64_t n, const float *phases, int64_t nphases)
+{
+    if (nphases < 1 || nphases > MAX_PHASES)
+        return -1.0;
+    Interpolator f = interpolator(phases, nphases);
+    return n > CONTEXT ? (double)windows_max(x, n - CONTEXT, &f) : 0.0;
+}
+
+/* One block: x float32 (channels, n) with rows `x_stride` floats apart; peaks float32
+ * (channels, npeaks), rows `peaks_stride` apart, the largest |sample| of each `sub`
+ * frames; history float32 (channels, 11), its first *kept samples the last ones
+ * before this block (updated here). Returns the largest of `floor` and the values
+ * that can beat it. */
+double sc_truepeak_block(const float *x, int64_t channels, int64_t n, int64_t x_stride,
+                         const float *peaks, int64_t npeaks, int64_t peaks_stride, int64_t sub,
+                         float *history, int64_t *kept, const float *phases, int64_t nphases,
+                         double overshoot, double floor)
+{
+    if (nphases < 1 || nphases > MAX_PHASES || sub < 1)
+        return -1.0;
+    const int64_t had = *kept;
+    Interpolator f = interpolator(phases, nphases);
+    for (int64_t c = 0; c < channels; c++) {
+        const float *row = x + c * x_stride;
+        const float *peak = peaks + c * peaks_stride;
+        float *hist = history + c * CONTEXT;
+        /* The windows that read samples of both the last block and this one. */
+        float joint[2 * CONTEXT];
+        int64_t head = n < CONTEXT ? n : CONTEXT;
+        memcpy(joint, hist, (size_t)had * sizeof(float));
+        memcpy(joint + had, row, (size_t)head * sizeof(float));
+        int64_t length = had + head;
+        if (had > 0 && length > CONTEXT) {
+            float top = 0.0f;
+            for (int64_t i = 0; i < length; i++) {
+                float a = fabsf(joint[i]);
+                top = a > top ? a : top;
+            }
+            if ((double)top * overshoot > floor) {
+                double m = windows_max(joint, length - CONTEXT, &f);
+                floor = m > floor ? m : floor;
+            }
+        }
+        /* This block's own windows: window i reads row[i .. i + 11], those of
+         * sub-block s read sub-blocks s and s + 1. */
+        int64_t windows = n - CONTEXT;
+        for (int64_t s = 0; s * sub < windows; s++) {
+            float nearby = peak[s];
+            if (s + 1 < npeaks && peak[s + 1] > nearby)
+                nearby = peak[s + 1];
+            if ((double)nearby * overshoot <= floor)
+                continue;
+            int64_t take = windows - s * sub < sub ? windows - s * sub : sub;
+            double m = windows_max(row + s * sub, take, &f);
+            floor = m > floor ? m : floor;
+        }
+        /* History: the last 11 samples of everything so far. */
+        int64_t keep = length < CONTEXT ? length : CONTEXT;
+        if (n >= CONTEXT)
+            memcpy(hist, row + n - CONTEXT, CONTEXT * sizeof(float));
+        else {
+            float all[2 * CONTEXT];
+            memcpy(all, hist, (size_t)had * sizeof(float));
+            memcpy(all + had, row, (size_t)n * sizeof(float));
+            memcpy(hist, all + had + n - keep, (size_t)keep * sizeof(float));
+        }
+    }
+    int64_t total = had + n;
+    *kept = total < CONTEXT ? total : CONTEXT;
+    return floor;
+}
