@@ -110,3 +110,14 @@ def test_the_meter_reads_the_front_pair_of_a_surround_file() -> None:
     assert result.value("stereo.correlation") == pytest.approx(
         want[2] / math.sqrt(want[0] * want[1]), rel=1e-9
     )
+
+
+def test_silence_after_music_leaves_no_denormal_filter_state() -> None:
+    """The low-pass state is set to zero once it decays below 1e-150 (denormals,
+    further down, run about 100 times slower on x86); what it read stays."""
+    rate = 48000
+    x = np.zeros((rate * 3, 2), dtype=np.float32)
+    x[:rate] = music_like(1.0, rate, seed=12)
+    acc = fed(x, rate, 65536)
+    assert not acc._zi.any()
+    assert tuple(acc._low) == pytest.approx(oracle(x, rate)["low"], rel=1e-9)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -56,7 +55,9 @@ class CorrelationAccumulator:
             dtype=np.float64,
         )
         self._zi = np.zeros((self._sos.shape[0], 2, 2))  # sections, channels, state
-        self._rest = np.zeros((2, DECIMATE))  # an incomplete group of DECIMATE samples
+        self._rest = np.zeros(
+            (2, DECIMATE), dtype=np.float32
+        )  # an incomplete group of DECIMATE samples
         self._rest_n = ctypes.c_int64(0)  # ... its count
 
     def add(self, left: np.ndarray, right: np.ndarray) -> None:
@@ -70,24 +71,24 @@ class CorrelationAccumulator:
         if n == 0:
             return
         finished = np.empty((n // self.sample_rate + 1, 3))
-        count = _kernel().sc_stereo_block(
-            left.ctypes.data,
-            right.ctypes.data,
+        count = _BLOCK(
+            left,
+            right,
             n,
             self.sample_rate,
             ctypes.byref(self._filled),
-            self._second.ctypes.data,
-            finished.ctypes.data,
+            self._second,
+            finished,
             DECIMATE,
-            self._sos.ctypes.data,
-            self._sos.shape[0],
-            self._zi.ctypes.data,
-            self._rest.ctypes.data,
+            self._sos,
+            len(self._sos),
+            self._zi,
+            self._rest,
             ctypes.byref(self._rest_n),
-            self._low.ctypes.data,
+            self._low,
         )
         if count < 0:
-            raise ValueError(f"stereo kernel refused DECIMATE={DECIMATE}")
+            raise ValueError(f"the stereo kernel takes DECIMATE 8 and 2 sections, not {DECIMATE}")
         for sums in finished[:count]:
             self._series.append((len(self._series) + 1, correlation(*sums)))
             self._total += sums
@@ -110,15 +111,25 @@ class CorrelationAccumulator:
         }
 
 
-@cache
-def _kernel() -> ctypes.CDLL:
-    """The compiled kernels (kernels/stereo.c) with their signatures."""
-    lib = native.library()
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    block = lib.sc_stereo_block
-    block.argtypes = [ptr, ptr, i64, i64, ptr, ptr, ptr, i64, ptr, i64, ptr, ptr, ptr, ptr]
-    block.restype = i64
-    return lib
+# kernels/stereo.c
+_BLOCK = native.Function(
+    "soundcheck_stereo_block",
+    ctypes.c_int64,
+    native.array(np.float32),  # left (n,)
+    native.array(np.float32),  # right (n,)
+    ctypes.c_int64,  # n
+    ctypes.c_int64,  # frames a second
+    ctypes.POINTER(ctypes.c_int64),  # frames of the unfinished second
+    native.array(np.float64, writeable=True),  # its LL, RR, LR
+    native.array(np.float64, 2, writeable=True),  # (n // rate + 1, 3) seconds finished
+    ctypes.c_int64,  # DECIMATE
+    native.array(np.float64, 2),  # sos (2, 6)
+    ctypes.c_int64,  # sections
+    native.array(np.float64, 3, writeable=True),  # zi (2, 2, 2)
+    native.array(np.float32, 2, writeable=True),  # rest (2, DECIMATE)
+    ctypes.POINTER(ctypes.c_int64),  # samples in rest
+    native.array(np.float64, writeable=True),  # low-end LL, RR, LR
+)
 
 
 def _round(value: float | None) -> float | None:

@@ -107,24 +107,25 @@ class PeakMeter:
             return
         x = np.ascontiguousarray(x, dtype=np.float32)
         peaks = np.ascontiguousarray(peaks, dtype=np.float32)
-        value = _kernel().sc_truepeak_block(
-            x.ctypes.data,
-            x.shape[0],
-            x.shape[1],
-            x.shape[1],
-            peaks.ctypes.data,
-            peaks.shape[1],
+        channels, n = x.shape
+        if peaks.shape != (channels, -(-n // SUB_BLOCK)) or channels != len(self._history):
+            raise ValueError(f"peaks {peaks.shape} do not fit samples {x.shape}")
+        value = _BLOCK(
+            x,
+            channels,
+            n,
+            peaks,
             peaks.shape[1],
             SUB_BLOCK,
-            self._history.ctypes.data,
+            self._history,
             ctypes.byref(self._kept),
-            self._phases.ctypes.data,
-            self._phases.shape[0],
+            self._phases,
+            len(self._phases),
             self._bound,
             self.true_peak,
         )
         if value < 0.0:
-            raise ValueError(f"true-peak kernel refused {self._phases.shape[0]} phases")
+            raise ValueError(f"the true-peak kernel takes 1 to 3 phases, not {len(self._phases)}")
         self.true_peak = value
 
     def _count(self, x: np.ndarray, peaks: np.ndarray) -> None:
@@ -152,17 +153,31 @@ class PeakMeter:
         result.put("peaks.oversampling", self._factor)
 
 
-@cache
-def _kernel() -> ctypes.CDLL:
-    """The compiled kernels (kernels/truepeak.c) with their signatures."""
-    lib = native.library()
-    i64, ptr, f64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double
-    block = lib.sc_truepeak_block
-    block.argtypes = [ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, ptr, i64, f64, f64]
-    block.restype = f64
-    lib.sc_interpolated_max.argtypes = [ptr, i64, ptr, i64]
-    lib.sc_interpolated_max.restype = f64
-    return lib
+# kernels/truepeak.c
+_BLOCK = native.Function(
+    "soundcheck_truepeak_block",
+    ctypes.c_double,
+    native.array(np.float32, 2),  # samples (channels, n)
+    ctypes.c_int64,  # channels
+    ctypes.c_int64,  # n
+    native.array(np.float32, 2),  # peaks (channels, npeaks): Block.peaks
+    ctypes.c_int64,  # npeaks
+    ctypes.c_int64,  # frames a peak
+    native.array(np.float32, 2, writeable=True),  # history (channels, CONTEXT)
+    ctypes.POINTER(ctypes.c_int64),  # samples of history kept
+    native.array(np.float32, 2),  # phases (factor - 1, TAPS_PER_PHASE)
+    ctypes.c_int64,  # phases
+    ctypes.c_double,  # overshoot
+    ctypes.c_double,  # the true peak so far
+)
+_EVERY = native.Function(
+    "soundcheck_interpolated_max",
+    ctypes.c_double,
+    native.array(np.float32, 1),  # samples
+    ctypes.c_int64,  # their count
+    native.array(np.float32, 2),  # phases
+    ctypes.c_int64,  # phases
+)
 
 
 def _interpolated_max(segment: np.ndarray, phases: np.ndarray) -> float:
@@ -170,7 +185,10 @@ def _interpolated_max(segment: np.ndarray, phases: np.ndarray) -> float:
     every instant, no pruning (what PeakMeter must agree with)."""
     x = np.ascontiguousarray(segment, dtype=np.float32)
     h = np.ascontiguousarray(phases, dtype=np.float32)
-    return float(_kernel().sc_interpolated_max(x.ctypes.data, len(x), h.ctypes.data, h.shape[0]))
+    value = _EVERY(x, len(x), h, len(h))
+    if value < 0.0:
+        raise ValueError(f"the true-peak kernel takes 1 to 3 phases, not {len(h)}")
+    return float(value)
 
 
 def true_peak_of(samples: np.ndarray, sample_rate: int) -> float:

@@ -1,5 +1,7 @@
-/* True peak of a block of float32 samples (ITU-R BS.1770-4 Annex 2), called from
- * truepeak.py through ctypes.
+/* True peak of a block of float32 samples (ITU-R BS.1770-4 Annex 2).
+ *
+ * Plain C99, no libc: called through ctypes by chalicelib/analysis/truepeak.py
+ * (see native.py for the build).
  *
  * The interpolator is polyphase with 12 taps a phase: the value at the in-between
  * instant n + p/L reads samples n-5 .. n+6 (window n-5). Only the in-between phases
@@ -11,14 +13,21 @@
  * sub-blocks of `sub` windows, skipping those whose bound (the larger peak of the
  * sub-block and the next, times `overshoot`) cannot beat the running maximum.
  */
-#include <math.h>
+#include <math.h> /* fabsf only: a compiler builtin, no call */
 #include <stdint.h>
-#include <string.h>
 
 #define TAPS 12
 #define CONTEXT (TAPS - 1)
 #define CHUNK 128 /* windows computed at once */
 #define MAX_PHASES 3 /* 4x oversampling */
+
+/* pad = x[0 .. n) and zeros up to CHUNK + CONTEXT. */
+static const float *padded(float *pad, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < CHUNK + CONTEXT; i++)
+        pad[i] = i < n ? x[i] : 0.0f;
+    return pad;
+}
 
 /* Largest |value| at the in-between instants of windows [0, count) of x, count <=
  * CHUNK: window i reads x[i .. i + 11]. Always CHUNK windows (a short chunk is
@@ -29,11 +38,8 @@ static float chunk_max(const float *restrict x, int64_t count, const float *rest
                        int64_t nphases)
 {
     float pad[CHUNK + CONTEXT];
-    if (count < CHUNK) {
-        memcpy(pad, x, (size_t)(count + CONTEXT) * sizeof(float));
-        memset(pad + count + CONTEXT, 0, (size_t)(CHUNK - count) * sizeof(float));
-        x = pad;
-    }
+    if (count < CHUNK)
+        x = padded(pad, x, count + CONTEXT);
     float best[CHUNK];
     for (int i = 0; i < CHUNK; i++)
         best[i] = 0.0f;
@@ -67,11 +73,8 @@ static float chunk_max_folded(const float *restrict x, int64_t count, const floa
                               const float *restrict minus, const float *restrict mid)
 {
     float pad[CHUNK + CONTEXT];
-    if (count < CHUNK) {
-        memcpy(pad, x, (size_t)(count + CONTEXT) * sizeof(float));
-        memset(pad + count + CONTEXT, 0, (size_t)(CHUNK - count) * sizeof(float));
-        x = pad;
-    }
+    if (count < CHUNK)
+        x = padded(pad, x, count + CONTEXT);
     const float p0 = plus[0], p1 = plus[1], p2 = plus[2], p3 = plus[3], p4 = plus[4],
                 p5 = plus[5];
     const float m0 = minus[0], m1 = minus[1], m2 = minus[2], m3 = minus[3], m4 = minus[4],
@@ -137,8 +140,10 @@ static float windows_max(const float *x, int64_t count, const Interpolator *f)
 }
 
 /* Largest |value| at the in-between instants of every window of x[0 .. n) (n - 11
- * windows; none if n < 12). phases: float32 (nphases, 12). */
-double sc_interpolated_max(const float *x, int64_t n, const float *phases, int64_t nphases)
+ * windows; none if n < 12). phases: float32 (nphases, 12). -1 if nphases is not
+ * 1 to 3. */
+double soundcheck_interpolated_max(const float *x, int64_t n, const float *phases,
+                                   int64_t nphases)
 {
     if (nphases < 1 || nphases > MAX_PHASES)
         return -1.0;
@@ -146,36 +151,34 @@ double sc_interpolated_max(const float *x, int64_t n, const float *phases, int64
     return n > CONTEXT ? (double)windows_max(x, n - CONTEXT, &f) : 0.0;
 }
 
-/* One block: x float32 (channels, n) with rows `x_stride` floats apart; peaks float32
- * (channels, npeaks), rows `peaks_stride` apart, the largest |sample| of each `sub`
- * frames; history float32 (channels, 11), its first *kept samples the last ones
- * before this block (updated here). Returns the largest of `floor` and the values
- * that can beat it. */
-double sc_truepeak_block(const float *x, int64_t channels, int64_t n, int64_t x_stride,
-                         const float *peaks, int64_t npeaks, int64_t peaks_stride, int64_t sub,
-                         float *history, int64_t *kept, const float *phases, int64_t nphases,
-                         double overshoot, double floor)
+/* One block of a stream: x float32 (channels, n); peaks float32 (channels, npeaks),
+ * the largest |sample| of each `sub` frames of x; history float32 (channels, 11)
+ * whose first *kept samples a row are the last ones before this block (both
+ * updated here for the next). Returns the largest of `floor` and the values that
+ * can beat it; -1 if nphases is not 1 to 3 or sub < 1. */
+double soundcheck_truepeak_block(const float *x, int64_t channels, int64_t n,
+                                 const float *peaks, int64_t npeaks, int64_t sub,
+                                 float *history, int64_t *kept, const float *phases,
+                                 int64_t nphases, double overshoot, double floor)
 {
     if (nphases < 1 || nphases > MAX_PHASES || sub < 1)
         return -1.0;
+    const Interpolator f = interpolator(phases, nphases);
     const int64_t had = *kept;
-    Interpolator f = interpolator(phases, nphases);
     for (int64_t c = 0; c < channels; c++) {
-        const float *row = x + c * x_stride;
-        const float *peak = peaks + c * peaks_stride;
+        const float *row = x + c * n;
+        const float *peak = peaks + c * npeaks;
         float *hist = history + c * CONTEXT;
-        /* The windows that read samples of both the last block and this one. */
+        /* The history and this block's first samples: the windows that read both,
+         * and the last CONTEXT samples of the stream so far. */
         float joint[2 * CONTEXT];
-        int64_t head = n < CONTEXT ? n : CONTEXT;
-        memcpy(joint, hist, (size_t)had * sizeof(float));
-        memcpy(joint + had, row, (size_t)head * sizeof(float));
-        int64_t length = had + head;
+        int64_t head = n < CONTEXT ? n : CONTEXT, length = had + head;
+        for (int64_t i = 0; i < 2 * CONTEXT; i++) /* (fixed count: no memcpy call) */
+            joint[i] = i < had ? hist[i] : i < length ? row[i - had] : 0.0f;
         if (had > 0 && length > CONTEXT) {
             float top = 0.0f;
-            for (int64_t i = 0; i < length; i++) {
-                float a = fabsf(joint[i]);
-                top = a > top ? a : top;
-            }
+            for (int64_t i = 0; i < length; i++)
+                top = fabsf(joint[i]) > top ? fabsf(joint[i]) : top;
             if ((double)top * overshoot > floor) {
                 double m = windows_max(joint, length - CONTEXT, &f);
                 floor = m > floor ? m : floor;
@@ -194,16 +197,11 @@ double sc_truepeak_block(const float *x, int64_t channels, int64_t n, int64_t x_
             double m = windows_max(row + s * sub, take, &f);
             floor = m > floor ? m : floor;
         }
-        /* History: the last 11 samples of everything so far. */
+        /* The last CONTEXT samples (all, if fewer) for the next block. */
         int64_t keep = length < CONTEXT ? length : CONTEXT;
-        if (n >= CONTEXT)
-            memcpy(hist, row + n - CONTEXT, CONTEXT * sizeof(float));
-        else {
-            float all[2 * CONTEXT];
-            memcpy(all, hist, (size_t)had * sizeof(float));
-            memcpy(all + had, row, (size_t)n * sizeof(float));
-            memcpy(hist, all + had + n - keep, (size_t)keep * sizeof(float));
-        }
+        const float *last = n >= CONTEXT ? row + n - CONTEXT : joint + length - keep;
+        for (int64_t i = 0; i < CONTEXT; i++)
+            hist[i] = i < keep ? last[i] : 0.0f;
     }
     int64_t total = had + n;
     *kept = total < CONTEXT ? total : CONTEXT;
