@@ -51,8 +51,7 @@ class StereoMeter:
 
     def add(self, block: Block) -> None:
         if self._pair is not None:
-            left, right = self._pair
-            self._sums.add(block.samples[left], block.samples[right])
+            self._sums.add_rows(block.samples, *self._pair)
 
     def finish(self, result: Result) -> None:
         if self._pair is None:

@@ -45,51 +45,67 @@ class CorrelationAccumulator:
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
-        self._second = np.zeros(3)  # LL, RR, LR of the unfinished second
-        self._total = np.zeros(3)  # ... of the finished ones
-        self._filled = ctypes.c_int64(0)  # its frames
-        self._series: list[tuple[int, float | None]] = []
-        self._low = np.zeros(3)
-        self._sos = np.ascontiguousarray(
-            butter(LOW_END_ORDER, LOW_END_HZ, btype="low", fs=sample_rate / DECIMATE, output="sos"),
-            dtype=np.float64,
+        sos = butter(
+            LOW_END_ORDER, LOW_END_HZ, btype="low", fs=sample_rate / DECIMATE, output="sos"
         )
-        self._zi = np.zeros((self._sos.shape[0], 2, 2))  # sections, channels, state
-        self._rest = np.zeros(
-            (2, DECIMATE), dtype=np.float32
-        )  # an incomplete group of DECIMATE samples
-        self._rest_n = ctypes.c_int64(0)  # ... its count
+        self._sos = np.ascontiguousarray(sos, dtype=np.float64)  # (2, 6)
+        # The kernel's state, kept here: float64 LL, RR, LR of the unfinished second,
+        # of the low end, and the filter's memory (sections, channels, 2); the frames
+        # of the unfinished second and of an incomplete group of DECIMATE; the group.
+        self._state = np.zeros(6 + self._sos.size // 6 * 4)
+        self._second = self._state[0:3]
+        self._low = self._state[3:6]
+        self._zi = self._state[6:].reshape(-1, 2, 2)
+        self._counts = np.zeros(2, dtype=np.int64)
+        self._rest = np.zeros((2, DECIMATE), dtype=np.float32)
+        self._finished = np.zeros((2, 3))  # the sums of the seconds a block completes
+        self._total = np.zeros(3)  # LL, RR, LR of the finished seconds
+        self._series: list[tuple[int, float | None]] = []
+        # Addresses passed to C: each array is this object's and never moves (a
+        # numpy argument costs microseconds of checks a call).
+        self._fixed = (
+            self._sos.ctypes.data,
+            self._state.ctypes.data,
+            self._counts.ctypes.data,
+            self._rest.ctypes.data,
+        )
+        self._finished_at = self._finished.ctypes.data
 
     def add(self, left: np.ndarray, right: np.ndarray) -> None:
         """The next block of the pair: two rows of n samples (float32; others are
         converted)."""
-        left = np.ascontiguousarray(left, dtype=np.float32)
-        right = np.ascontiguousarray(right, dtype=np.float32)
-        n = len(left)
-        if len(right) != n:
-            raise ValueError(f"left has {n} samples, right {len(right)}")
+        pair = np.stack([np.asarray(left, dtype=np.float32), np.asarray(right, dtype=np.float32)])
+        self.add_rows(pair, 0, 1)
+
+    def add_rows(self, samples: np.ndarray, left: int, right: int) -> None:
+        """The next block: rows `left` and `right` of samples, float32 (channels, n)."""
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        channels, n = samples.shape
+        if not (0 <= left < channels and 0 <= right < channels):
+            raise ValueError(f"rows {left} and {right} of {channels}")
         if n == 0:
             return
-        finished = np.empty((n // self.sample_rate + 1, 3))
+        if len(self._finished) < n // self.sample_rate + 1:
+            self._finished = np.zeros((n // self.sample_rate + 1, 3))
+            self._finished_at = self._finished.ctypes.data
+        sos, state, counts, rest = self._fixed
         count = _BLOCK(
+            samples.ctypes.data,
+            n,
             left,
             right,
-            n,
             self.sample_rate,
-            ctypes.byref(self._filled),
-            self._second,
-            finished,
             DECIMATE,
-            self._sos,
+            sos,
             len(self._sos),
-            self._zi,
-            self._rest,
-            ctypes.byref(self._rest_n),
-            self._low,
+            state,
+            counts,
+            rest,
+            self._finished_at,
         )
         if count < 0:
             raise ValueError(f"the stereo kernel takes DECIMATE 8 and 2 sections, not {DECIMATE}")
-        for sums in finished[:count]:
+        for sums in self._finished[:count]:
             self._series.append((len(self._series) + 1, correlation(*sums)))
             self._total += sums
 
@@ -101,7 +117,7 @@ class CorrelationAccumulator:
     def result(self) -> dict[str, Any]:
         """{correlationSeries: [{t, correlation}], lowEndCorrelation}."""
         series = list(self._series)
-        if self._filled.value >= self.sample_rate // 2:
+        if self._counts[0] >= self.sample_rate // 2:
             series.append((len(series) + 1, correlation(*self._second)))
         return {
             "correlationSeries": [
@@ -111,24 +127,22 @@ class CorrelationAccumulator:
         }
 
 
-# kernels/stereo.c
+# kernels/stereo.c; pointers are checked by CorrelationAccumulator
 _BLOCK = native.Function(
     "soundcheck_stereo_block",
     ctypes.c_int64,
-    native.array(np.float32),  # left (n,)
-    native.array(np.float32),  # right (n,)
+    ctypes.c_void_p,  # samples, float32 (channels, n)
     ctypes.c_int64,  # n
+    ctypes.c_int64,  # the left row
+    ctypes.c_int64,  # the right row
     ctypes.c_int64,  # frames a second
-    ctypes.POINTER(ctypes.c_int64),  # frames of the unfinished second
-    native.array(np.float64, writeable=True),  # its LL, RR, LR
-    native.array(np.float64, 2, writeable=True),  # (n // rate + 1, 3) seconds finished
     ctypes.c_int64,  # DECIMATE
-    native.array(np.float64, 2),  # sos (2, 6)
+    ctypes.c_void_p,  # sos, float64 (2, 6)
     ctypes.c_int64,  # sections
-    native.array(np.float64, 3, writeable=True),  # zi (2, 2, 2)
-    native.array(np.float32, 2, writeable=True),  # rest (2, DECIMATE)
-    ctypes.POINTER(ctypes.c_int64),  # samples in rest
-    native.array(np.float64, writeable=True),  # low-end LL, RR, LR
+    ctypes.c_void_p,  # state, float64 (14,)
+    ctypes.c_void_p,  # counts, int64 (2,)
+    ctypes.c_void_p,  # rest, float32 (2, DECIMATE)
+    ctypes.c_void_p,  # the seconds finished, float64 (n // rate + 1, 3)
 )
 
 

@@ -99,6 +99,12 @@ class PeakMeter:
         # The last CONTEXT samples of each channel; the first `_kept` are valid.
         self._history = np.zeros((context.channels, CONTEXT), dtype=np.float32)
         self._kept = ctypes.c_int64(0)
+        # Addresses passed to C: both arrays are this object's and never move (a numpy
+        # argument costs microseconds of checks a call).
+        self._fixed = (
+            self._history.ctypes.data,
+            0 if self._phases is None else self._phases.ctypes.data,
+        )
 
     def add(self, block: Block) -> None:
         x, peaks = block.samples, block.peaks
@@ -110,16 +116,17 @@ class PeakMeter:
         channels, n = x.shape
         if peaks.shape != (channels, -(-n // SUB_BLOCK)) or channels != len(self._history):
             raise ValueError(f"peaks {peaks.shape} do not fit samples {x.shape}")
+        history, phases = self._fixed
         value = _BLOCK(
-            x,
+            x.ctypes.data,
             channels,
             n,
-            peaks,
+            peaks.ctypes.data,
             peaks.shape[1],
             SUB_BLOCK,
-            self._history,
+            history,
             ctypes.byref(self._kept),
-            self._phases,
+            phases,
             len(self._phases),
             self._bound,
             self.true_peak,
@@ -153,19 +160,19 @@ class PeakMeter:
         result.put("peaks.oversampling", self._factor)
 
 
-# kernels/truepeak.c
+# kernels/truepeak.c; PeakMeter checks what it passes
 _BLOCK = native.Function(
     "soundcheck_truepeak_block",
     ctypes.c_double,
-    native.array(np.float32, 2),  # samples (channels, n)
+    ctypes.c_void_p,  # samples, float32 (channels, n)
     ctypes.c_int64,  # channels
     ctypes.c_int64,  # n
-    native.array(np.float32, 2),  # peaks (channels, npeaks): Block.peaks
+    ctypes.c_void_p,  # peaks, float32 (channels, npeaks): Block.peaks
     ctypes.c_int64,  # npeaks
     ctypes.c_int64,  # frames a peak
-    native.array(np.float32, 2, writeable=True),  # history (channels, CONTEXT)
+    ctypes.c_void_p,  # history, float32 (channels, CONTEXT)
     ctypes.POINTER(ctypes.c_int64),  # samples of history kept
-    native.array(np.float32, 2),  # phases (factor - 1, TAPS_PER_PHASE)
+    ctypes.c_void_p,  # phases, float32 (factor - 1, TAPS_PER_PHASE)
     ctypes.c_int64,  # phases
     ctypes.c_double,  # overshoot
     ctypes.c_double,  # the true peak so far

@@ -5,7 +5,7 @@
  * overflows above 1.8e19 and underflows below 1e-23).
  *
  * Per second: LL, RR and LR over each whole `period` frames. Low end: the mean of
- * each 8 samples (a boxcar, pairwise as numpy summed it), then a 4th-order low-pass
+ * each 8 samples (a boxcar), then a 4th-order low-pass
  * given as two second-order sections (scipy's sos layout: b0 b1 b2 a0 a1 a2, a0 =
  * 1) in transposed direct form II, then LL, RR and LR of what passes. The
  * unfinished second, the last incomplete group of 8 and the filter state are
@@ -20,120 +20,133 @@
 #include <stdint.h>
 
 #define DECIMATE 8
-#define LANES 4 /* independent partial sums: the compiler may vectorise them */
 #define TINY 1e-150
 #define FLUSH_EVERY 32
 
-/* sums[0..3) += LL, RR, LR of l[0 .. n), r[0 .. n). */
-static void pair_sums(const float *l, const float *r, int64_t n, double *sums)
-{
-    double ll[LANES] = {0}, rr[LANES] = {0}, lr[LANES] = {0};
-    int64_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) {
-            double a = l[i + j], b = r[i + j];
-            ll[j] += a * a;
-            rr[j] += b * b;
-            lr[j] += a * b;
-        }
-    for (; i < n; i++) {
-        double a = l[i], b = r[i];
-        ll[0] += a * a;
-        rr[0] += b * b;
-        lr[0] += a * b;
-    }
-    sums[0] += (ll[0] + ll[1]) + (ll[2] + ll[3]);
-    sums[1] += (rr[0] + rr[1]) + (rr[2] + rr[3]);
-    sums[2] += (lr[0] + lr[1]) + (lr[2] + lr[3]);
-}
+/* Two float64 lanes (SSE2 on x86-64, NEON on aarch64: both baseline): the GCC/Clang
+ * vector extension, as in kweighting.c, the only thing here beyond C99. */
+typedef double pair __attribute__((vector_size(16)));
 
-/* Mean of 8 consecutive samples, pairwise. */
-static double boxcar(const float *p)
-{
-    return ((((double)p[0] + p[1]) + ((double)p[2] + p[3]))
-            + (((double)p[4] + p[5]) + ((double)p[6] + p[7])))
-           * (1.0 / DECIMATE);
-}
-
-/* The low-pass state: z0 z1 of the first section for channels a and b, then of the
- * second (scipy's zi (sections, channels, 2) order), and its coefficients. */
+/* The low-pass coefficients as pairs (the same for both channels). */
 typedef struct {
-    double b0, b1, b2, a1, a2, d0, d1, d2, e1, e2;
+    pair b0, b1, b2, a1, a2, d0, d1, d2, e1, e2;
 } Sections;
 
-static int tiny(double a, double b)
+static int tiny(pair z0, pair z1, int k)
 {
-    return a < TINY && a > -TINY && b < TINY && b > -TINY;
+    return z0[k] < TINY && z0[k] > -TINY && z1[k] < TINY && z1[k] > -TINY;
 }
 
-/* Low-passes `count` reduced samples of each channel (a[k], b[k] from the groups of
- * 8 at l + 8k, r + 8k) and adds the products of the outputs to low. */
-static void low_end(const float *l, const float *r, int64_t count, const Sections *c, double *zi,
-                    double *low)
+/* Frames [0, 8 groups) of l and r, the first at the start of a group of 8: adds
+ * LL, RR and LR to sums[0..3); low-passes the mean of each group of 8 (both
+ * channels at once, one in each lane) and adds the products of the outputs to low.
+ * zi: z0 z1 of the first section for channels l and r, then of the second (scipy's
+ * zi (sections, channels, 2) order). */
+static void groups_of_8(const float *l, const float *r, int64_t groups, const Sections *c,
+                        double *zi, double *sums, double *low)
 {
-    double za0 = zi[0], za1 = zi[1], zb0 = zi[2], zb1 = zi[3];
-    double wa0 = zi[4], wa1 = zi[5], wb0 = zi[6], wb1 = zi[7];
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0;
-    for (int64_t done = 0; done < count;) {
-        int64_t end = count - done < FLUSH_EVERY ? count : done + FLUSH_EVERY;
-        for (; done < end; done++) {
-            double a = boxcar(l + DECIMATE * done), b = boxcar(r + DECIMATE * done);
+    pair ll0 = {0.0, 0.0}, ll1 = ll0, rr0 = ll0, rr1 = ll0, lr0 = ll0, lr1 = ll0;
+    pair z0 = {zi[0], zi[2]}, z1 = {zi[1], zi[3]}, w0 = {zi[4], zi[6]}, w1 = {zi[5], zi[7]};
+    pair squares = {0.0, 0.0};
+    double cross = 0.0;
+    for (int64_t g = 0; g < groups;) {
+        int64_t end = groups - g < FLUSH_EVERY ? groups : g + FLUSH_EVERY;
+        for (; g < end; g++) {
+            const float *p = l + DECIMATE * g, *q = r + DECIMATE * g;
+            pair l01 = {p[0], p[1]}, l23 = {p[2], p[3]}, l45 = {p[4], p[5]}, l67 = {p[6], p[7]};
+            pair r01 = {q[0], q[1]}, r23 = {q[2], q[3]}, r45 = {q[4], q[5]}, r67 = {q[6], q[7]};
+            ll0 += l01 * l01 + l45 * l45;
+            ll1 += l23 * l23 + l67 * l67;
+            rr0 += r01 * r01 + r45 * r45;
+            rr1 += r23 * r23 + r67 * r67;
+            lr0 += l01 * r01 + l45 * r45;
+            lr1 += l23 * r23 + l67 * r67;
+            /* The means: lanes (even, odd) summed pairwise, then the two lanes. */
+            pair sl = (l01 + l23) + (l45 + l67), sr = (r01 + r23) + (r45 + r67);
+            pair x = {(sl[0] + sl[1]) * (1.0 / DECIMATE), (sr[0] + sr[1]) * (1.0 / DECIMATE)};
             /* y = b0 x + z0; z0 = b1 x - a1 y + z1; z1 = b2 x - a2 y; the products of
              * x first: only a1 y waits for y. */
-            double ya = c->b0 * a + za0, yb = c->b0 * b + zb0;
-            za0 = (c->b1 * a + za1) - c->a1 * ya;
-            zb0 = (c->b1 * b + zb1) - c->a1 * yb;
-            za1 = c->b2 * a - c->a2 * ya;
-            zb1 = c->b2 * b - c->a2 * yb;
-            double ua = c->d0 * ya + wa0, ub = c->d0 * yb + wb0;
-            wa0 = (c->d1 * ya + wa1) - c->e1 * ua;
-            wb0 = (c->d1 * yb + wb1) - c->e1 * ub;
-            wa1 = c->d2 * ya - c->e2 * ua;
-            wb1 = c->d2 * yb - c->e2 * ub;
-            s0 += ua * ua;
-            s1 += ub * ub;
-            s2 += ua * ub;
+            pair y = c->b0 * x + z0;
+            z0 = (c->b1 * x + z1) - c->a1 * y;
+            z1 = c->b2 * x - c->a2 * y;
+            pair u = c->d0 * y + w0;
+            w0 = (c->d1 * y + w1) - c->e1 * u;
+            w1 = c->d2 * y - c->e2 * u;
+            squares += u * u;
+            cross += u[0] * u[1];
         }
-        if (tiny(za0, za1))
-            za0 = za1 = 0.0;
-        if (tiny(zb0, zb1))
-            zb0 = zb1 = 0.0;
-        if (tiny(wa0, wa1))
-            wa0 = wa1 = 0.0;
-        if (tiny(wb0, wb1))
-            wb0 = wb1 = 0.0;
+        for (int k = 0; k < 2; k++) {
+            if (tiny(z0, z1, k))
+                z0[k] = z1[k] = 0.0;
+            if (tiny(w0, w1, k))
+                w0[k] = w1[k] = 0.0;
+        }
     }
-    zi[0] = za0, zi[1] = za1, zi[2] = zb0, zi[3] = zb1;
-    zi[4] = wa0, zi[5] = wa1, zi[6] = wb0, zi[7] = wb1;
-    low[0] += s0;
-    low[1] += s1;
-    low[2] += s2;
+    zi[0] = z0[0], zi[1] = z1[0], zi[2] = z0[1], zi[3] = z1[1];
+    zi[4] = w0[0], zi[5] = w1[0], zi[6] = w0[1], zi[7] = w1[1];
+    pair ll = ll0 + ll1, rr = rr0 + rr1, lr = lr0 + lr1;
+    sums[0] += ll[0] + ll[1];
+    sums[1] += rr[0] + rr[1];
+    sums[2] += lr[0] + lr[1];
+    low[0] += squares[0];
+    low[1] += squares[1];
+    low[2] += cross;
 }
 
-/* One block of the pair: l, r float32 [0 .. n).
+/* One frame at a time (at the edges of a second or of a group): its products to
+ * sums, its samples to the waiting group, low-passed once complete. */
+static void one_frame(float x, float y, const Sections *c, double *zi, float *rest,
+                      int64_t *rest_n, double *sums, double *low)
+{
+    sums[0] += (double)x * x;
+    sums[1] += (double)y * y;
+    sums[2] += (double)x * y;
+    rest[*rest_n] = x;
+    rest[DECIMATE + *rest_n] = y;
+    if (++*rest_n == DECIMATE) {
+        double ignored[3] = {0.0, 0.0, 0.0};
+        groups_of_8(rest, rest + DECIMATE, 1, c, zi, ignored, low);
+        *rest_n = 0;
+    }
+}
+
+/* One block: rows `left` and `right` of x, float32 (channels, n).
  *
- * filled: frames of the unfinished second so far, second[3] its sums; each second
- * completed here has its sums written to finished[3 k ..] (room for n / period + 1
- * rows) and the next one starts from zero. Returns the count of completed seconds;
- * -1 if decimate is not 8 or sections not 2.
- *
- * sos (2, 6); zi (2 sections, 2 channels, 2) the filter state; rest float32 (2, 8)
- * and *rest_n the samples of an incomplete group of 8; low[3] the sums of the
- * low-passed pair. */
-int64_t soundcheck_stereo_block(const float *l, const float *r, int64_t n, int64_t period,
-                                int64_t *filled, double *second, double *finished,
-                                int64_t decimate, const double *sos, int64_t sections,
-                                double *zi, float *rest, int64_t *rest_n, double *low)
+ * state float64 (14): LL, RR, LR of the unfinished second; LL, RR, LR of the
+ * low-passed pair; the filter state, z0 z1 of the first section for the left and
+ * the right channel, then of the second (scipy's zi (sections, channels, 2)).
+ * counts int64 (2): frames of the unfinished second, samples waiting in rest
+ * float32 (2, 8) for a group of 8. sos (2, 6). Each second completed here has its
+ * sums written to finished[3 k ..] (room for n / period + 1 rows) and the next
+ * starts from zero. Returns the count of completed seconds; -1 if decimate is not
+ * 8 or sections not 2. */
+int64_t soundcheck_stereo_block(const float *x, int64_t n, int64_t left, int64_t right,
+                                int64_t period, int64_t decimate, const double *sos,
+                                int64_t sections, double *state, int64_t *counts, float *rest,
+                                double *finished)
 {
     if (decimate != DECIMATE || sections != 2 || period < 1)
         return -1;
-    /* Sums per second. */
+    const float *l = x + left * n, *r = x + right * n;
+    double *second = state, *low = state + 3, *zi = state + 6;
+    int64_t *filled = counts, *rest_n = counts + 1;
+    Sections c;
+    pair *coefficient[] = {&c.b0, &c.b1, &c.b2, &c.a1, &c.a2, &c.d0, &c.d1, &c.d2, &c.e1, &c.e2};
+    const int at[] = {0, 1, 2, 4, 5, 6, 7, 8, 10, 11};
+    for (int k = 0; k < 10; k++)
+        *coefficient[k] = (pair){sos[at[k]], sos[at[k]]};
     int64_t seconds = 0;
-    for (int64_t done = 0; done < n;) {
-        int64_t take = period - *filled < n - done ? period - *filled : n - done;
-        pair_sums(l + done, r + done, take, second);
-        *filled += take;
-        done += take;
+    for (int64_t i = 0; i < n;) {
+        /* Up to the end of this second or of the block: frames one at a time until
+         * a group starts, whole groups, the rest one at a time. */
+        int64_t end = period - *filled < n - i ? i + period - *filled : n;
+        *filled += end - i;
+        for (; i < end && *rest_n > 0; i++)
+            one_frame(l[i], r[i], &c, zi, rest, rest_n, second, low);
+        int64_t groups = (end - i) / DECIMATE;
+        groups_of_8(l + i, r + i, groups, &c, zi, second, low);
+        for (i += DECIMATE * groups; i < end; i++)
+            one_frame(l[i], r[i], &c, zi, rest, rest_n, second, low);
         if (*filled == period) {
             for (int j = 0; j < 3; j++) {
                 finished[3 * seconds + j] = second[j];
@@ -142,28 +155,6 @@ int64_t soundcheck_stereo_block(const float *l, const float *r, int64_t n, int64
             seconds++;
             *filled = 0;
         }
-    }
-    /* Low end at 1/8 of the rate: complete the waiting group, then whole groups;
-     * what is left waits for the next block. */
-    const Sections c = {sos[0], sos[1], sos[2], sos[4], sos[5],
-                        sos[6], sos[7], sos[8], sos[10], sos[11]};
-    float *ra = rest, *rb = rest + DECIMATE;
-    int64_t i = 0;
-    if (*rest_n > 0) {
-        for (; i < n && *rest_n < DECIMATE; i++, (*rest_n)++) {
-            ra[*rest_n] = l[i];
-            rb[*rest_n] = r[i];
-        }
-        if (*rest_n < DECIMATE)
-            return seconds;
-        low_end(ra, rb, 1, &c, zi, low);
-        *rest_n = 0;
-    }
-    int64_t groups = (n - i) / DECIMATE;
-    low_end(l + i, r + i, groups, &c, zi, low);
-    for (i += groups * DECIMATE; i < n; i++, (*rest_n)++) {
-        ra[*rest_n] = l[i];
-        rb[*rest_n] = r[i];
     }
     return seconds;
 }
