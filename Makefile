@@ -77,7 +77,9 @@ bench-console: $(STAMP)
 	$(BIN)/python -P bench/console.py $(BENCH_ARGS)
 
 # --- AWS (offline) ---
+# ziglang: the cross compiler of our C kernels for the other CPU (arm64 on x86_64)
 layer: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'ziglang>=0.13,<1'
 	$(BIN)/python layers/build.py
 
 # CloudFormation (SAM) and Terraform for each stage, under $(OUT)/<stage>/; no AWS

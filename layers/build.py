@@ -1,4 +1,4 @@
-"""Build the analysis layer: numpy, scipy, soundfile, pyloudnorm and ffmpeg as Lambda layer zips.
+"""Build the analysis layer: numpy, scipy, soundfile, pyloudnorm, ffmpeg and our C kernels as Lambda layer zips.
 
 Why more than `pip install -t`: the layer runs on Amazon Linux, not here. Its
 wheels must match the Lambda runtime's Python, CPU and glibc (python3.10/3.11 run on
@@ -7,7 +7,11 @@ is told the target platform and takes binary wheels only. Then the result is
 checked the way the loader will see it: every shared library is for the right CPU
 and needs no newer glibc, soundfile brought its own libsndfile (its none-any
 wheel has none), and imageio-ffmpeg brought its static, executable ffmpeg for the
-target's CPU (the decoder of every upload: chalicelib/analysis/ffmpeg.py). Tests,
+target's CPU (the decoder of every upload: chalicelib/analysis/ffmpeg.py), and our
+own C kernels (chalicelib/analysis/native.py) were compiled for the target's CPU
+into `soundcheck_native/`: with this machine's `cc` for its own CPU, with zig's
+clang (PyPI `ziglang`, a cross compiler that needs nothing else installed) for
+the other, against the runtime's glibc. Tests,
 caches, stubs and headers are stripped, and the build fails if the layer plus the
 app would exceed Lambda's 250 MB unzipped limit.
 
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -45,6 +51,9 @@ RUNTIME_OS = {"3.10": "al2", "3.11": "al2", "3.12": "al2023", "3.13": "al2023"}
 GLIBC = {"al2": (2, 26), "al2023": (2, 34)}
 MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
 ELF_MACHINE = {"x86_64": 62, "aarch64": 183}  # e_machine in the ELF header
+
+# Where native.library() looks on Lambda: /opt/python/soundcheck_native/.
+NATIVE_FOLDER = "soundcheck_native"
 
 # Not needed to run, only to build or test: removed from the layer (see strip).
 STRIP_SUFFIXES = (".pyc", ".pyi", ".pxd", ".pyx", ".c", ".h", ".hpp", ".cpp", ".a")
@@ -162,6 +171,40 @@ def install(target: Target, requirements: Path, dest: Path, wheels: Path) -> Non
     )
 
 
+def kernel_compiler(target: Target) -> list[str]:
+    """The command that compiles our C kernels for the target.
+
+    This machine's `cc` (or $CC) for its own CPU: the kernels call nothing in libc,
+    so the glibc they were built against does not matter (problems() checks it).
+    For the other CPU, zig's clang from PyPI `ziglang`, told the runtime's glibc.
+    Raises SystemExit with the fix if no cross compiler is installed.
+    """
+    if target.machine == platform.machine():
+        return shlex.split(os.environ.get("CC", "cc"))
+    try:
+        import ziglang  # noqa: F401 - only its presence is checked
+    except ImportError:
+        raise SystemExit(
+            f"building the {target.arch} layer on {platform.machine()} needs a cross "
+            "compiler for our C kernels: pip install ziglang (`make layer` does)"
+        ) from None
+    major, minor = target.glibc
+    zig_target = f"{target.machine}-linux-gnu.{major}.{minor}"
+    return [sys.executable, "-m", "ziglang", "cc", "-target", zig_target]
+
+
+def build_kernels(target: Target, root: Path) -> Path:
+    """Compile chalicelib/analysis/kernels/*.c for the target into root/soundcheck_native/."""
+    from chalicelib.analysis import native  # the project's own build of its kernels
+
+    try:
+        return native.build(
+            root / NATIVE_FOLDER, compiler=kernel_compiler(target), machine=target.machine
+        )
+    except native.BuildError as error:
+        raise SystemExit(f"{target.name}: the C kernels did not build: {error}") from None
+
+
 def strip(root: Path) -> int:
     """Remove what only building or testing needs; return the bytes saved.
 
@@ -246,6 +289,9 @@ def problems(root: Path, target: Target) -> list[str]:
     if not any((root / "_soundfile_data").glob("libsndfile*.so")):
         hint = " (arm64 needs python3.12 or newer)" if target.os == "al2" else ""
         found.append(f"soundfile brought no libsndfile*.so: its wheel was the none-any one{hint}")
+    kernels = root / NATIVE_FOLDER / f"_soundcheck_dsp.{target.machine}.so"
+    if not kernels.is_file():
+        found.append(f"{NATIVE_FOLDER}/{kernels.name} is missing: the C kernels were not built")
     found += ffmpeg_problems(root, target)
     for package in ("numpy", "scipy", "soundfile.py", "pyloudnorm", "imageio_ffmpeg"):
         if not (root / package).exists():
@@ -297,7 +343,7 @@ def app_size(target: Target, work: Path) -> int:
     deps = work / f"app-{target.tag}"
     install(target, ROOT / "requirements.txt", deps, BUILD / "wheels" / target.tag)
     own = [ROOT / "app.py", *(ROOT / "chalicelib").rglob("*.py")]
-    data = [p for p in (ROOT / "chalicelib").rglob("*") if p.suffix in (".sql", ".json")]
+    data = [p for p in (ROOT / "chalicelib").rglob("*") if p.suffix in (".sql", ".json", ".c")]
     return tree_size(deps) + sum(p.stat().st_size for p in [*own, *data])
 
 
@@ -332,6 +378,7 @@ def build(target: Target, out: Path = BUILD) -> tuple[Path, Sizes]:
     staging = out / "staging" / target.tag
     install(target, target.requirements, staging, BUILD / "wheels" / target.tag)
     stripped = strip(staging)
+    build_kernels(target, staging)
     found = problems(staging, target)
     if found:
         raise SystemExit(

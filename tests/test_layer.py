@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -59,6 +60,8 @@ def fake_layer(
     exe = root / "imageio_ffmpeg" / "binaries" / "ffmpeg-linux-x86_64-v7.0.2"
     exe.write_bytes(fake_elf(machine))
     exe.chmod(0o755)
+    (root / "soundcheck_native").mkdir()
+    (root / "soundcheck_native" / "_soundcheck_dsp.x86_64.so").write_bytes(fake_elf(machine))
 
 
 # --- targets and platforms -----------------------------------------------------------
@@ -165,6 +168,24 @@ def test_the_layer_ffmpeg_must_run_on_the_target(tmp_path: Path) -> None:
     assert any("no ffmpeg binary" in p for p in build.problems(tmp_path, X86))
 
 
+def test_the_layer_must_carry_our_kernels(tmp_path: Path) -> None:
+    fake_layer(tmp_path)
+    (tmp_path / "soundcheck_native" / "_soundcheck_dsp.x86_64.so").unlink()
+    found = build.problems(tmp_path, X86)
+    assert found == ["soundcheck_native/_soundcheck_dsp.x86_64.so is missing: the C kernels were not built"]
+
+
+def test_kernels_are_cross_compiled_for_the_other_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build.platform, "machine", lambda: "x86_64")
+    monkeypatch.setenv("CC", "gcc -pipe")
+    assert build.kernel_compiler(X86) == ["gcc", "-pipe"]
+    if importlib.util.find_spec("ziglang") is None:
+        with pytest.raises(SystemExit, match="pip install ziglang"):
+            build.kernel_compiler(ARM)
+    else:
+        assert build.kernel_compiler(ARM)[-2:] == ["-target", "aarch64-linux-gnu.2.34"]
+
+
 def test_strip_keeps_what_runs(tmp_path: Path) -> None:
     files = {
         "numpy/__init__.py": 10,
@@ -225,7 +246,7 @@ PROBE = textwrap.dedent(
     """
     import json, sys
     import numpy as np, scipy, soundfile as sf, pyloudnorm as pyln
-    from chalicelib.analysis import analyze_file, ffmpeg
+    from chalicelib.analysis import analyze_file, ffmpeg, native
 
     rate = 48000
     t = np.arange(rate * 5) / rate
@@ -239,7 +260,7 @@ PROBE = textwrap.dedent(
         "libsndfile": [l.split()[-1] for l in open("/proc/self/maps") if "libsndfile" in l][0],
         "pyloudnorm": pyln.Meter(rate).integrated_loudness(data),
         "lufs": result["loudness"]["integratedLufs"], "rate": read_rate,
-        "ffmpeg": ffmpeg.binary(),
+        "ffmpeg": ffmpeg.binary(), "kernels": native.library()._name,
     }))
     """
 )
@@ -261,7 +282,11 @@ def test_the_built_layer_runs_the_analysis(tmp_path: Path) -> None:
             unpacked = z.extract(entry, tmp_path / "opt")
             os.chmod(unpacked, entry.external_attr >> 16 & 0o777)
     layer = tmp_path / "opt" / "python"
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{layer}:{ROOT}"}
+    # The app as Lambda gets it, without this machine's build of the kernels: they
+    # must come from the layer.
+    app = tmp_path / "app"
+    shutil.copytree(ROOT / "chalicelib", app / "chalicelib", ignore=shutil.ignore_patterns("*.so"))
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{layer}:{app}"}
     # -S: no site-packages, so nothing from the virtualenv can stand in for the layer
     done = subprocess.run(
         [sys.executable, "-S", "-c", PROBE, str(tmp_path / "tone.flac")],
@@ -283,6 +308,7 @@ def test_the_built_layer_runs_the_analysis(tmp_path: Path) -> None:
     assert seen["numpy_at"].startswith(str(layer))
     assert seen["libsndfile"].startswith(str(layer))  # the bundled one, not the system's
     assert seen["ffmpeg"].startswith(str(layer))  # its static build decoded the FLAC tone
+    assert seen["kernels"] == str(layer / "soundcheck_native" / "_soundcheck_dsp.x86_64.so")
     assert seen["rate"] == 48000
     # a 997 Hz sine at half scale in both channels: -3.01 + 3.01 - 6.02 = -6.02 LUFS
     assert seen["pyloudnorm"] == pytest.approx(-6.02, abs=0.05)
