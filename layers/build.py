@@ -1,4 +1,4 @@
-"""Build the analysis layer: numpy, scipy, soundfile, pyloudnorm, ffmpeg and our C kernels as Lambda layer zips.
+"""Build the analysis layer (numpy, scipy, soundfile, ffmpeg, our C kernels) as Lambda layer zips.
 
 Why more than `pip install -t`: the layer runs on Amazon Linux, not here. Its
 wheels must match the Lambda runtime's Python, CPU and glibc (python3.10/3.11 run on

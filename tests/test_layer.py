@@ -172,7 +172,8 @@ def test_the_layer_must_carry_our_kernels(tmp_path: Path) -> None:
     fake_layer(tmp_path)
     (tmp_path / "soundcheck_native" / "_soundcheck_dsp.x86_64.so").unlink()
     found = build.problems(tmp_path, X86)
-    assert found == ["soundcheck_native/_soundcheck_dsp.x86_64.so is missing: the C kernels were not built"]
+    missing = "soundcheck_native/_soundcheck_dsp.x86_64.so is missing: the C kernels were not built"
+    assert found == [missing]
 
 
 def test_kernels_are_cross_compiled_for_the_other_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -291,6 +292,7 @@ def test_the_built_layer_runs_the_analysis(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-S", "-c", PROBE, str(tmp_path / "tone.flac")],
         env=env,
+        cwd=tmp_path,  # not the checkout: `-c` puts the working directory on sys.path
         capture_output=True,
         text=True,
         timeout=120,
