@@ -307,6 +307,58 @@ def test_nan_and_overs_pass_through(tmp_path: Path) -> None:
         assert np.isnan(y[10, 0]) and y[12, 0] == np.float32(1e19)
 
 
+def test_damaged_headers_read_as_ffmpeg_reads_them(tmp_path: Path) -> None:
+    """300 headers with bytes or size fields overwritten (0, 0xFFFFFFFF, 0xFFFFFFF4,
+    random), some files cut short: whatever the reader takes, it reads as ffmpeg
+    does (same blocks and AudioInfo, or the same error); the rest it leaves to ffmpeg."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4800, 2)) * 0.1
+    sources = []
+    for name, rate, options in (
+        ("a.wav", RATE, {"subtype": "PCM_24"}),
+        ("b.wav", RATE, {"subtype": "FLOAT"}),
+        ("c.aiff", 44100, {"subtype": "PCM_16", "format": "AIFF"}),
+    ):
+        soundfile.write(tmp_path / name, x, rate, **options)
+        sources.append((tmp_path / name).read_bytes())
+    info = chunk(b"LIST", b"INFOINAM" + struct.pack("<I", 5) + b"abcde\0")
+    sources.append(wave_bytes(pcm16_fmt(), pcm16(x), before=info, after=chunk(b"junk", b"xyz")))
+    sizes = [0, 1, 2, 16, 18, 40, 0xFFFFFFFF, 0xFFFFFFF4]
+    taken = 0
+    for case in range(300):
+        data = bytearray(sources[case % len(sources)])
+        for _ in range(rng.integers(1, 4)):
+            at = int(rng.integers(0, 120))
+            if rng.random() < 0.5:
+                data[at] = int(rng.integers(0, 256))
+            else:
+                value = (
+                    sizes[case % len(sizes)]
+                    if rng.random() < 0.5
+                    else int(rng.integers(0, 1 << 32))
+                )
+                data[at - at % 4 : at - at % 4 + 4] = struct.pack("<I", value)
+        if rng.random() < 0.2:
+            data = data[: int(rng.integers(12, len(data)))]
+        path = tmp_path / f"damaged{case}.wav"
+        path.write_bytes(bytes(data))
+        with pcm_layout(path) as layout:
+            if layout is None:
+                continue
+        taken += 1
+        assert whole_outcome(path) == whole_outcome(path, ffmpeg=True), case
+    assert taken > 50  # the damage leaves many files the reader still takes
+
+
+def whole_outcome(path: Path, *, ffmpeg: bool = False) -> tuple:
+    """(error code,) or ("ok", AudioInfo, the samples' bytes)."""
+    try:
+        _, info, blocks = read(path, ffmpeg=ffmpeg)
+    except AnalysisError as exc:
+        return (exc.code,)
+    return ("ok", info, np.concatenate(blocks).tobytes())
+
+
 # --- what goes to ffmpeg -------------------------------------------------------------------
 
 
