@@ -237,6 +237,7 @@ class _PcmStream(AudioStream):
         channels, rate = layout.channels, layout.sample_rate
         frame_bytes = channels * layout.sample_bytes
         raw = bytearray(2 + BLOCK_FRAMES * frame_bytes)  # 2 bytes of scratch: pcm.to_float32
+        work = np.empty(BLOCK_FRAMES * channels, np.int32)
         position, left, frames, spent = layout.data_offset, layout.data_bytes, 0, 0.0
         while left:
             started = time.monotonic()
@@ -252,7 +253,7 @@ class _PcmStream(AudioStream):
                     )
                 got += n
             n_frames = want // frame_bytes
-            samples = pcm.to_float32(raw, layout.codec, n_frames * channels)
+            samples = pcm.to_float32(raw, layout.codec, n_frames * channels, work)
             position, left, frames = position + want, left - want, frames + n_frames
             spent += time.monotonic() - started
             if spent > limits.decode_budget(frames * channels):

@@ -320,12 +320,16 @@ _INTS = {  # codec -> (numpy dtype, log2 of full scale)
 _FLOATS = {"pcm_f32le": "<f4", "pcm_f32be": ">f4", "pcm_f64le": "<f8", "pcm_f64be": ">f8"}
 
 
-def to_float32(raw: bytearray, codec: str, samples: int) -> np.ndarray:
+def to_float32(
+    raw: bytearray, codec: str, samples: int, work: np.ndarray | None = None
+) -> np.ndarray:
     """`samples` samples stored as `codec` in raw[1:], as float32 (new memory).
 
     raw[0] and the byte after the samples are scratch: raw must hold at least
-    2 + samples x sample bytes. Values are libswresample's for the same
-    conversion (ffmpeg's pcm decoders deliver u8, s16, s32 or float), bit for bit.
+    2 + samples x sample bytes. `work`: int32 scratch of at least `samples` for
+    24-bit codecs, reused between blocks (fresh memory each block costs page faults:
+    6x the conversion). Values are libswresample's for the same conversion (ffmpeg's
+    pcm decoders deliver u8, s16, s32 or float), bit for bit.
     """
     if codec in ("pcm_s24le", "pcm_s24be"):
         # Each sample's 3 bytes and a neighbour read as one int32: the sample shifted
@@ -334,7 +338,9 @@ def to_float32(raw: bytearray, codec: str, samples: int) -> np.ndarray:
             wide = np.ndarray((samples,), "<i4", raw, 0, (3,))  # the byte before
         else:
             wide = np.ndarray((samples,), ">i4", raw, 1, (3,))  # the byte after
-        out = np.bitwise_and(wide, -256).astype(np.float32)
+        ints = np.empty(samples, np.int32) if work is None else work[:samples]
+        np.bitwise_and(wide, -256, out=ints)
+        out = ints.astype(np.float32)
         out *= np.float32(2.0**-31)
         return out
     body = memoryview(raw)[1:]
