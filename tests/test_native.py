@@ -94,6 +94,17 @@ def test_a_development_build_from_older_sources_is_rebuilt(sandbox: Path) -> Non
     assert digest().decode() == native.digest()
 
 
+def test_a_stale_development_build_that_cannot_be_rebuilt_is_refused(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    native.build(sandbox)
+    with (sandbox / "levels.c").open("a") as source:
+        source.write("\n/* changed after the build */\n")
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    with pytest.raises(RuntimeError, match="rebuilding it failed"):
+        native._find()
+
+
 def test_a_layer_library_from_other_sources_is_refused(sandbox: Path, tmp_path: Path) -> None:
     layer = tmp_path / "site" / native.LAYER_FOLDER
     native.build(layer)

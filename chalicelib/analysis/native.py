@@ -107,7 +107,10 @@ def build(
     if not files:
         raise BuildError(f"no C sources in {KERNELS}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BuildError(f"cannot write the library into {out_dir}: {error}") from None
     target = out_dir / library_name(machine)
     with tempfile.TemporaryDirectory(prefix="soundcheck-native-") as tmp:
         stamp = Path(tmp) / "soundcheck_sources.c"
