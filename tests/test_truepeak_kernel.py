@@ -134,3 +134,15 @@ def test_the_unpruned_kernel_reads_every_instant() -> None:
     value = max(truepeak._interpolated_max(channel, phases), float(np.abs(channel).max()))
     assert value == pytest.approx(oracle(channel[:, None], 44100), rel=2e-6)
     assert truepeak._interpolated_max(channel[:11], phases) == 0.0
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_the_avx_copy_gives_the_baseline_to_the_bit(factor: int) -> None:
+    """Where the CPU has AVX the kernel runs a copy compiled for it (no fused
+    multiply-add): the same operations, so the same float32 values. Elsewhere
+    both calls run the baseline code."""
+    phases = truepeak.interpolator(factor)
+    for x in (limited(0.7, 48000)[:, 0], music_like(0.7, 44100, seed=3)[:, 1] * 1e-30):
+        for n in (12, 100, 139, len(x)):
+            wide = truepeak._interpolated_max(x[:n], phases, wide=True)
+            assert wide == truepeak._interpolated_max(x[:n], phases, wide=False) and wide > 0

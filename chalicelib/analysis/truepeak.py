@@ -24,7 +24,8 @@ running maximum are oversampled in order, each raising the bar for the rest; a
 limited track (every sub-block near its peak) is oversampled whole.
 
 The work is done in C (kernels/truepeak.c, through native.py): float32 products
-summed in float32, as numpy's einsum did, vectorised across instants.
+summed in float32, as numpy's einsum did, vectorised across instants (with AVX
+where an x86-64 CPU has it, to the bit the same), the 4x phases folded.
 """
 
 from __future__ import annotations
@@ -184,15 +185,17 @@ _EVERY = native.Function(
     ctypes.c_int64,  # their count
     native.array(np.float32, 2),  # phases
     ctypes.c_int64,  # phases
+    ctypes.c_int64,  # 0: the baseline code even where the AVX copy could run
 )
 
 
-def _interpolated_max(segment: np.ndarray, phases: np.ndarray) -> float:
+def _interpolated_max(segment: np.ndarray, phases: np.ndarray, *, wide: bool = True) -> float:
     """Largest |value| at the in-between instants of segment[LEFT:-RIGHT] (1-D):
-    every instant, no pruning (what PeakMeter must agree with)."""
+    every instant, no pruning (what PeakMeter must agree with). `wide=False` runs
+    the baseline (SSE2/NEON) code even where the AVX copy would run."""
     x = np.ascontiguousarray(segment, dtype=np.float32)
     h = np.ascontiguousarray(phases, dtype=np.float32)
-    value = _EVERY(x, len(x), h, len(h))
+    value = _EVERY(x, len(x), h, len(h), int(wide))
     if value < 0.0:
         raise ValueError(f"the true-peak kernel takes 1 to 3 phases, not {len(h)}")
     return float(value)
