@@ -60,9 +60,7 @@ INLINE float chunk_max(const float *restrict x, int64_t count, const float *rest
     float pad[CHUNK + CONTEXT];
     if (count < CHUNK)
         x = padded(pad, x, count + CONTEXT);
-    float best[CHUNK];
-    for (int i = 0; i < CHUNK; i++)
-        best[i] = 0.0f;
+    float best[CHUNK]; /* set by the first phase (no memset) */
     for (int64_t p = 0; p < nphases; p++) {
         const float *h = phases + p * TAPS;
         const float h0 = h[0], h1 = h[1], h2 = h[2], h3 = h[3], h4 = h[4], h5 = h[5];
@@ -73,11 +71,11 @@ INLINE float chunk_max(const float *restrict x, int64_t count, const float *rest
                       + ((h4 * w[4] + h5 * w[5]) + (h6 * w[6] + h7 * w[7]))
                       + ((h8 * w[8] + h9 * w[9]) + (h10 * w[10] + h11 * w[11]));
             float a = fabsf(y);
-            best[i] = a > best[i] ? a : best[i];
+            best[i] = p == 0 || a > best[i] ? a : best[i];
         }
     }
-    for (int64_t i = count; i < CHUNK; i++)
-        best[i] = 0.0f;
+    for (int i = 0; i < CHUNK; i++) /* the padding's windows do not count (no memset) */
+        best[i] = i < count ? best[i] : 0.0f;
     for (int width = CHUNK / 2; width > 0; width /= 2)
         for (int i = 0; i < width; i++)
             best[i] = best[i + width] > best[i] ? best[i + width] : best[i];
@@ -114,8 +112,8 @@ INLINE float chunk_max_folded(const float *restrict x, int64_t count, const floa
         float a = fabsf(centre);
         best[i] = side > a ? side : a;
     }
-    for (int64_t i = count; i < CHUNK; i++)
-        best[i] = 0.0f;
+    for (int i = 0; i < CHUNK; i++) /* the padding's windows do not count (no memset) */
+        best[i] = i < count ? best[i] : 0.0f;
     for (int width = CHUNK / 2; width > 0; width /= 2)
         for (int i = 0; i < width; i++)
             best[i] = best[i + width] > best[i] ? best[i + width] : best[i];
