@@ -3,15 +3,15 @@
 `measure_stream` reads the decoded stream once. Each block is checked (NaN and
 infinity refused), turned channel-major, and handed to one accumulator per
 measurement (`METERS`, see blockwise.py); with several cores each accumulator
-runs in a thread of its own (their numpy/scipy kernels release the GIL) while
-the calling thread decodes the next block. Memory is a few blocks, whatever the
-track's length.
+runs in one of as many threads as CPUs (their C, numpy and scipy kernels release
+the GIL) while the calling thread decodes the next block. Memory is a few blocks,
+whatever the track's length.
 """
 
 from __future__ import annotations
 
+import collections
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -94,8 +94,9 @@ def _array_info(
 def measure_stream(
     stream: AudioStream, limits: Limits | None = None, *, workers: int | None = None
 ) -> dict[str, Any]:
-    """Measure a decoded stream in one pass; the meters in threads of their own when
-    `workers` > 1 (None: when there is more than one core), else in the calling thread.
+    """Measure a decoded stream in one pass; the meters' work shared by `workers`
+    threads, the calling thread included (None: as many as CPUs this process may
+    run on; 1: all in the calling thread).
 
     Raises AnalysisError: invalid_samples (NaN/inf), empty_audio, too_long, and
     the limits' codes for the stream's rate and channels.
@@ -158,54 +159,130 @@ def _blocks(chunks: Iterable[np.ndarray], context: Context, limits: Limits) -> I
 def _feed(meters: list[Accumulator], blocks: Iterable[Block], workers: int | None) -> int:
     """Give every block to every meter in order; returns the frame count.
 
-    Threaded, each meter has its own thread and a short queue, so a slow meter
-    (the K-weighting filter) does not hold the others at every block: the
-    operating system balances them over the cores, and the queues bound memory.
+    With more than one thread (`workers`, None: the CPUs this process may run on)
+    the work is shared by a `_Pool`; otherwise every meter runs in this thread.
     """
-    threaded = (os.cpu_count() or 1) > 1 if workers is None else workers > 1
+    threads = _threads() if workers is None else max(1, workers)
+    if threads > 1:
+        return _Pool(meters, helpers=threads - 1).feed(blocks)
     frames = 0
-    if not threaded:
-        for block in blocks:
-            for meter in meters:
-                meter.add(block)
-            frames += block.frames
-        return frames
-    lanes = [_Lane(meter) for meter in meters]
-    for lane in lanes:
-        lane.start()
-    try:
-        for block in blocks:  # decoded here while the meters work
-            for lane in lanes:
-                lane.inbox.put(block)
-            frames += block.frames
-            if any(lane.error for lane in lanes):
-                break
-    finally:
-        for lane in lanes:
-            lane.inbox.put(None)
-        for lane in lanes:
-            lane.join()
-    for lane in lanes:
-        if lane.error is not None:
-            raise lane.error
+    for block in blocks:
+        for meter in meters:
+            meter.add(block)
+        frames += block.frames
     return frames
 
 
-class _Lane(threading.Thread):
-    """One meter's thread: adds the blocks of its queue in order until None."""
+def _threads() -> int:
+    """The CPUs this process may run on (its affinity, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
-    DEPTH = 4  # blocks queued per meter
 
-    def __init__(self, meter: Accumulator) -> None:
-        super().__init__(name=f"measure-{type(meter).__name__}", daemon=True)
-        self.meter = meter
-        self.inbox: queue.Queue[Block | None] = queue.Queue(self.DEPTH)
-        self.error: BaseException | None = None
+class _Pool:
+    """The meters' work, shared by the calling thread and `helpers` threads.
 
-    def run(self) -> None:
-        while (block := self.inbox.get()) is not None:
-            if self.error is None:  # after an error, only drain the queue
-                try:
-                    self.meter.add(block)
-                except BaseException as exc:  # handed to the feeding thread
-                    self.error = exc
+    A meter takes its blocks in order and in one thread at a time; any free thread
+    runs the meter furthest behind, all of its queued blocks at once (one hand-off
+    for several blocks). The calling thread reads and prepares the blocks, and runs
+    meters too while DEPTH blocks wait: no thread sits idle while there is work, no
+    more threads than CPUs contend for the GIL, and memory stays a few blocks.
+    """
+
+    DEPTH = 4  # blocks a meter may have queued before the reader helps
+
+    def __init__(self, meters: list[Accumulator], helpers: int) -> None:
+        self._meters = meters
+        self._queues: list[collections.deque[Block]] = [collections.deque() for _ in meters]
+        self._busy = [False] * len(meters)
+        self._changed = threading.Condition()
+        self._closed = False  # no more blocks will come
+        self._abort = False  # stop: an error, here or in a meter
+        self._error: BaseException | None = None
+        self._helpers = [
+            threading.Thread(target=self._help, name=f"measure-{i}", daemon=True)
+            for i in range(helpers)
+        ]
+
+    def feed(self, blocks: Iterable[Block]) -> int:
+        for thread in self._helpers:
+            thread.start()
+        frames = 0
+        try:
+            for block in blocks:  # read and prepared here while the meters work
+                with self._changed:
+                    for waiting in self._queues:
+                        waiting.append(block)
+                    self._changed.notify_all()
+                frames += block.frames
+                self._work(lambda: max(map(len, self._queues)) < self.DEPTH)
+                if self._abort:
+                    break
+            with self._changed:
+                self._closed = True
+                self._changed.notify_all()
+            self._work(lambda: not any(self._queues) and not any(self._busy))
+        except BaseException:
+            self._stop()
+            raise
+        finally:
+            for thread in self._helpers:
+                thread.join()
+        if self._error is not None:
+            raise self._error
+        return frames
+
+    def _stop(self) -> None:
+        """Drop the queued blocks and end the helpers (a meter failed, or the reader)."""
+        with self._changed:
+            self._abort = self._closed = True
+            for waiting in self._queues:
+                waiting.clear()
+            self._changed.notify_all()
+
+    def _work(self, enough: Callable[[], bool]) -> None:
+        """Run meters in this thread until `enough()` (checked under the lock)."""
+        while (task := self._next(enough)) is not None:
+            self._run(*task)
+
+    def _help(self) -> None:
+        """A helper thread: run meters until the blocks end and every queue is empty."""
+        self._work(lambda: self._closed and not any(self._queues))
+
+    def _next(self, enough: Callable[[], bool]) -> tuple[int, list[Block]] | None:
+        """The next task, waiting while what is queued runs elsewhere; None when
+        `enough()` or after an error."""
+        with self._changed:
+            while not (self._abort or enough()):
+                task = self._take()
+                if task is not None:
+                    return task
+                self._changed.wait()
+            return None
+
+    def _take(self) -> tuple[int, list[Block]] | None:
+        """(meter, its queued blocks) of the free meter furthest behind; under the lock."""
+        free = [i for i, waiting in enumerate(self._queues) if waiting and not self._busy[i]]
+        if not free or self._abort:
+            return None
+        index = max(free, key=lambda i: len(self._queues[i]))
+        self._busy[index] = True
+        taken = list(self._queues[index])
+        self._queues[index].clear()
+        return index, taken
+
+    def _run(self, index: int, blocks: list[Block]) -> None:
+        try:
+            for block in blocks:
+                self._meters[index].add(block)
+        except BaseException as error:  # raised in the calling thread by feed()
+            with self._changed:
+                if self._error is None:
+                    self._error = error
+            self._stop()
+        finally:
+            with self._changed:
+                self._busy[index] = False
+                self._changed.notify_all()
