@@ -28,12 +28,23 @@ class WaveformAccumulator:
         self.sample_rate = sample_rate
         self.channels = channels
         self.bin_frames = FIRST_BIN_FRAMES
-        self._min = np.zeros((0, channels))
-        self._max = np.zeros((0, channels))
+        # The closed bins' minima and maxima, rows [0, _bins) of storage kept between
+        # blocks (a block's bins are written in place, not concatenated).
+        self._lows = np.zeros((2 * MAX_POINTS + 1, channels))
+        self._highs = np.zeros_like(self._lows)
+        self._bins = 0
         # The unfinished bin: its min, max and how many frames it holds so far.
         self._part_min = np.full(channels, np.inf)
         self._part_max = np.full(channels, -np.inf)
         self._part_frames = 0
+
+    @property
+    def _min(self) -> np.ndarray:
+        return self._lows[: self._bins]
+
+    @property
+    def _max(self) -> np.ndarray:
+        return self._highs[: self._bins]
 
     def add(self, block: np.ndarray) -> None:
         self._add(block, block, 1)
@@ -58,38 +69,52 @@ class WaveformAccumulator:
             self._close_part()
         whole = (n - start) // per_bin * per_bin
         if whole:
-            shape = (self.channels, -1, per_bin)
-            self._min = np.concatenate(
-                [self._min, lows[:, start : start + whole].reshape(shape).min(axis=2).T]
-            )
-            self._max = np.concatenate(
-                [self._max, highs[:, start : start + whole].reshape(shape).max(axis=2).T]
-            )
+            count = whole // per_bin
+            rows = self._grow(count)
+            shape = (self.channels, count, per_bin)
+            lows[:, start : start + whole].reshape(shape).min(axis=2, out=self._lows[rows].T)
+            highs[:, start : start + whole].reshape(shape).max(axis=2, out=self._highs[rows].T)
         if n > start + whole:
             self._extend_part(lows[:, start + whole :], highs[:, start + whole :], unit)
-        while len(self._min) > 2 * MAX_POINTS:
+        while self._bins > 2 * MAX_POINTS:
             self._halve()
 
+    def _grow(self, count: int) -> slice:
+        """Rows for `count` more closed bins (the storage doubles when full)."""
+        end = self._bins + count
+        if end > len(self._lows):
+            size = max(end, 2 * len(self._lows))
+            for name in ("_lows", "_highs"):
+                grown = np.zeros((size, self.channels))
+                grown[: self._bins] = getattr(self, name)[: self._bins]
+                setattr(self, name, grown)
+        rows = slice(self._bins, end)
+        self._bins = end
+        return rows
+
     def _extend_part(self, lows: np.ndarray, highs: np.ndarray, unit: int) -> None:
-        self._part_min = np.minimum(self._part_min, lows.min(axis=1))
-        self._part_max = np.maximum(self._part_max, highs.max(axis=1))
+        np.minimum(self._part_min, lows.min(axis=1), out=self._part_min)
+        np.maximum(self._part_max, highs.max(axis=1), out=self._part_max)
         self._part_frames += lows.shape[1] * unit
 
     def _close_part(self) -> None:
-        self._min = np.concatenate([self._min, self._part_min[np.newaxis]])
-        self._max = np.concatenate([self._max, self._part_max[np.newaxis]])
-        self._part_min = np.full(self.channels, np.inf)
-        self._part_max = np.full(self.channels, -np.inf)
+        row = self._grow(1)
+        self._lows[row] = self._part_min
+        self._highs[row] = self._part_max
+        self._part_min.fill(np.inf)
+        self._part_max.fill(-np.inf)
         self._part_frames = 0
 
     def _halve(self) -> None:
-        even = len(self._min) // 2 * 2
-        if even < len(self._min):  # the odd last bin becomes the start of the open one
-            self._part_min = np.minimum(self._part_min, self._min[-1])
-            self._part_max = np.maximum(self._part_max, self._max[-1])
+        even = self._bins // 2 * 2
+        if even < self._bins:  # the odd last bin becomes the start of the open one
+            np.minimum(self._part_min, self._lows[even], out=self._part_min)
+            np.maximum(self._part_max, self._highs[even], out=self._part_max)
             self._part_frames += self.bin_frames
-        self._min = self._min[:even].reshape(-1, 2, self.channels).min(axis=1)
-        self._max = self._max[:even].reshape(-1, 2, self.channels).max(axis=1)
+        half = even // 2
+        self._lows[:half] = self._lows[:even].reshape(-1, 2, self.channels).min(axis=1)
+        self._highs[:half] = self._highs[:even].reshape(-1, 2, self.channels).max(axis=1)
+        self._bins = half
         self.bin_frames *= 2
 
     def result(self) -> dict[str, Any]:
