@@ -15,6 +15,7 @@ intermediate arrays they `keep()` (`result.kept("loudness.momentary")`).
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,21 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from chalicelib.analysis import native
+
 SUB_BLOCK = 128  # frames per entry of Block.peaks
+
+_PREP = native.Function(
+    "soundcheck_block_prep",
+    ctypes.c_int64,
+    native.array(np.float32, 2),
+    ctypes.c_int64,
+    ctypes.c_int64,
+    ctypes.c_int64,
+    native.array(np.float32, 2, writeable=True),
+    native.array(np.float32, 2, writeable=True),
+    native.array(np.float32, 2, writeable=True),
+)
 
 
 @dataclass(frozen=True)
@@ -44,10 +59,29 @@ class Context:
 @dataclass
 class Block:
     """Consecutive frames of the stream, channel-major: `samples` is float32 shaped
-    (channels, n), C-contiguous; `start` is the index of its first frame."""
+    (channels, n), C-contiguous; `start` is the index of its first frame.
+
+    `Block.of_frames` makes one from decoded frames (n, channels) in one pass with
+    its extremes; a Block made from channel-major samples finds them in numpy."""
 
     samples: np.ndarray
     start: int
+    known_extremes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of_frames(cls, frames: np.ndarray, start: int) -> Block:
+        """A Block from float32 frames shaped (n, channels): the samples turned
+        channel-major and the extremes found in one pass (C kernel,
+        kernels/blockprep.c). Other dtypes are converted to float32 first."""
+        chunk = np.ascontiguousarray(frames, dtype=np.float32)
+        n, channels = chunk.shape
+        count = -(-n // SUB_BLOCK)
+        samples = np.empty((channels, n), dtype=np.float32)
+        lows = np.empty((channels, count), dtype=np.float32)
+        highs = np.empty_like(lows)
+        if _PREP(chunk, channels, n, SUB_BLOCK, samples, lows, highs) != 0:
+            raise ValueError(f"the block kernel refused frames shaped {chunk.shape}")
+        return cls(samples, start, (lows, highs))
 
     @property
     def frames(self) -> int:
@@ -58,6 +92,8 @@ class Block:
         """(minima, maxima) of each SUB_BLOCK frames, float32 each shaped (channels,
         ceil(n / SUB_BLOCK)); NaN where a sub-block holds a NaN. One pass shared by
         the finiteness check, the peaks, the true-peak pruning and the waveform."""
+        if self.known_extremes is not None:
+            return self.known_extremes
         x = self.samples
         channels, n = x.shape
         full = n // SUB_BLOCK
@@ -78,12 +114,6 @@ class Block:
         """Largest |sample| of each SUB_BLOCK frames (see extremes), shaped like them."""
         lows, highs = self.extremes
         return np.maximum(highs, -lows)
-
-    @cached_property
-    def wide(self) -> np.ndarray:
-        """The samples as float64, for sums that must not overflow or lose precision
-        (a float32 square overflows above 1.8e19 and underflows below 1e-23)."""
-        return self.samples.astype(np.float64)
 
 
 class Accumulator(Protocol):
@@ -171,5 +201,4 @@ BLOCK_FRAMES = 1 << 16
 def blocks_of(samples: np.ndarray, size: int = BLOCK_FRAMES) -> Iterator[Block]:
     """Channel-major float32 blocks of an array shaped (frames, channels)."""
     for start in range(0, len(samples), size):
-        part = np.ascontiguousarray(samples[start : start + size].T, dtype=np.float32)
-        yield Block(part, start)
+        yield Block.of_frames(samples[start : start + size], start)

@@ -146,11 +146,10 @@ def _blocks(chunks: Iterable[np.ndarray], context: Context, limits: Limits) -> I
             raise AnalysisError("invalid_input", f"a block shaped {chunk.shape} in the stream")
         if len(chunk) == 0:
             continue
-        block = Block(np.ascontiguousarray(chunk.T, dtype=np.float32), start)
+        block = Block.of_frames(chunk, start)  # channel-major, extremes found on the way
         if not np.isfinite(block.peaks).all():  # a NaN or an infinity is in a peak
             bad = int(np.count_nonzero(~np.isfinite(block.samples)))
             raise AnalysisError("invalid_samples", f"{bad:,} samples are NaN or infinite")
-        block.wide  # noqa: B018 - made here, while the meters' threads work on the last block
         yield block
         start += block.frames
         limits.check_length(start, context.channels, context.sample_rate, so_far=True)
