@@ -146,3 +146,18 @@ def test_the_avx_copy_gives_the_baseline_to_the_bit(factor: int) -> None:
         for n in (12, 100, 139, len(x)):
             wide = truepeak._interpolated_max(x[:n], phases, wide=True)
             assert wide == truepeak._interpolated_max(x[:n], phases, wide=False) and wide > 0
+
+
+@pytest.mark.parametrize("rate", [48000, 96000])
+@pytest.mark.parametrize("huge", [[3.0e38], [-3.0e38, 3.0e38], [1.0e38] * 40, [3.4e38] * 3])
+@pytest.mark.parametrize("at", [5, 20000, 65530])
+def test_samples_near_the_float32_limit_have_a_finite_true_peak(
+    rate: int, huge: list[float], at: int
+) -> None:
+    """A float file may hold samples up to 3.4e38, where float32 sums of taps overflow:
+    the true peak is still the oracle's (a number, never inf: inf reads as n/a)."""
+    x = (np.random.default_rng(4).standard_normal((70000, 2)) * 0.01).astype(np.float32)
+    x[at : at + len(huge), 0] = huge
+    expected = oracle(x, rate)
+    for size in (65536, 4099):
+        assert metered(x, rate, size).true_peak == pytest.approx(expected, rel=2e-6)

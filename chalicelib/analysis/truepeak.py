@@ -43,6 +43,9 @@ KAISER_BETA = 6.0
 LEFT = TAPS_PER_PHASE // 2 - 1  # samples before an instant the interpolator reads
 RIGHT = TAPS_PER_PHASE // 2  # ... and after
 CONTEXT = LEFT + RIGHT  # kernels/truepeak.c's CONTEXT
+# Above this sample peak the kernel's float32 sums may overflow (|taps| sum to < 2 a
+# phase, and a folded pair adds two samples): PeakMeter then sums at 1/4 the level.
+_HUGE = float(np.finfo(np.float32).max) / 4
 
 
 def oversampling_factor(sample_rate: int) -> int:
@@ -117,6 +120,8 @@ class PeakMeter:
         channels, n = x.shape
         if peaks.shape != (channels, -(-n // SUB_BLOCK)) or channels != len(self._history):
             raise ValueError(f"peaks {peaks.shape} do not fit samples {x.shape}")
+        if self.sample_peak > _HUGE:  # before the kernel moves the history on
+            self.true_peak = max(self.true_peak, self._scaled_max(x))
         history, phases = self._fixed
         value = _BLOCK(
             x.ctypes.data,
@@ -134,7 +139,20 @@ class PeakMeter:
         )
         if value < 0.0:
             raise ValueError(f"the true-peak kernel takes 1 to 3 phases, not {len(self._phases)}")
-        self.true_peak = value
+        self.true_peak = value if self.sample_peak <= _HUGE else self.true_peak
+
+    def _scaled_max(self, x: np.ndarray) -> float:
+        """The largest |interpolated value| of every instant of the history and x
+        (channels, n), summed at 1/4 of the level (exact: a power of two): beyond
+        _HUGE, the kernel's float32 sums of taps (and folded pairs) overflow to inf,
+        which would read as no true peak at all."""
+        assert self._phases is not None
+        kept = self._kept.value
+        top = 0.0
+        for old, row in zip(self._history[:, :kept], x, strict=True):
+            segment = np.concatenate((old, row)) * np.float32(0.25)
+            top = max(top, 4.0 * _interpolated_max(segment, self._phases))
+        return top
 
     def _count(self, x: np.ndarray, peaks: np.ndarray) -> None:
         top = float(peaks.max()) if peaks.size else 0.0
