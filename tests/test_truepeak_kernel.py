@@ -134,6 +134,9 @@ def test_the_unpruned_kernel_reads_every_instant() -> None:
     value = max(truepeak._interpolated_max(channel, phases), float(np.abs(channel).max()))
     assert value == pytest.approx(oracle(channel[:, None], 44100), rel=2e-6)
     assert truepeak._interpolated_max(channel[:11], phases) == 0.0
+    for wrong in (phases[:, :6], phases[:, :, None], np.zeros((4, 12), np.float32)):
+        with pytest.raises(ValueError, match="phases"):  # never read past the taps
+            truepeak._interpolated_max(channel, wrong)
 
 
 @pytest.mark.parametrize("factor", [2, 4])

@@ -210,13 +210,14 @@ _EVERY = native.Function(
 def _interpolated_max(segment: np.ndarray, phases: np.ndarray, *, wide: bool = True) -> float:
     """Largest |value| at the in-between instants of segment[LEFT:-RIGHT] (1-D):
     every instant, no pruning (what PeakMeter must agree with). `wide=False` runs
-    the baseline (SSE2/NEON) code even where the AVX copy would run."""
+    the baseline (SSE2/NEON) code even where the AVX copy would run. Raises
+    ValueError for phases not shaped (1 to 3, TAPS_PER_PHASE): the C reads 12 taps
+    a phase."""
     x = np.ascontiguousarray(segment, dtype=np.float32)
     h = np.ascontiguousarray(phases, dtype=np.float32)
-    value = _EVERY(x, len(x), h, len(h), int(wide))
-    if value < 0.0:
-        raise ValueError(f"the true-peak kernel takes 1 to 3 phases, not {len(h)}")
-    return float(value)
+    if h.ndim != 2 or h.shape[1] != TAPS_PER_PHASE or not 1 <= len(h) <= 3:
+        raise ValueError(f"the true-peak kernel takes phases shaped (1-3, 12), not {h.shape}")
+    return float(_EVERY(x, len(x), h, len(h), int(wide)))
 
 
 def true_peak_of(samples: np.ndarray, sample_rate: int) -> float:
