@@ -181,7 +181,26 @@ class _ArrayStream(AudioStream):
             yield as_frames(self._samples[start : start + BLOCK_FRAMES])
 
 
-class _PcmStream(AudioStream):
+class _FileStream(AudioStream):
+    """A stream that holds a file or a decoder: read once, released when read to the
+    end or abandoned (a subclass yields the blocks from `_blocks`)."""
+
+    _iterated = False
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        if self._iterated:
+            raise RuntimeError("an AudioStream can be read once")
+        self._iterated = True
+        try:
+            yield from self._blocks()
+        finally:
+            self.close()
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+
+class _PcmStream(_FileStream):
     """A plain PCM WAVE or AIFF read in this process (pcm.py): what ffmpeg would deliver."""
 
     @classmethod
@@ -206,7 +225,6 @@ class _PcmStream(AudioStream):
         self._fd: int | None = fd
         self._layout = layout
         self._limits = limits
-        self._iterated = False
         estimate = pcm.ffmpeg_frames_estimate(layout.frames, layout.sample_rate)
         try:
             limits.check_length(estimate, layout.channels, layout.sample_rate)
@@ -222,15 +240,6 @@ class _PcmStream(AudioStream):
             lossy=False,
             frames_estimate=estimate,
         )
-
-    def blocks(self) -> Iterator[np.ndarray]:
-        if self._iterated:
-            raise RuntimeError("an AudioStream can be read once")
-        self._iterated = True
-        try:
-            yield from self._blocks()
-        finally:
-            self.close()
 
     def _blocks(self) -> Iterator[np.ndarray]:
         layout, limits = self._layout, self._limits
@@ -275,7 +284,7 @@ class _PcmStream(AudioStream):
             self.close()
 
 
-class _DecoderStream(AudioStream):
+class _DecoderStream(_FileStream):
     """ffmpeg decoding one file into a pipe, read under the limits' time budget."""
 
     def __init__(self, path: Path, limits: Limits) -> None:
@@ -289,7 +298,6 @@ class _DecoderStream(AudioStream):
         self._info_lines: list[str] = []
         self._error_lines: list[str] = []
         self._partial_line = b""
-        self._iterated = False
         self._closed = False
         self._source = str(path.absolute())  # not resolve(): /dev/fd/N names a pipe
         # An inherited descriptor (`soundcheck analyze <(curl ...)`): the child needs it too.
@@ -319,15 +327,6 @@ class _DecoderStream(AudioStream):
             raise
 
     # --- reading ------------------------------------------------------------------------
-
-    def blocks(self) -> Iterator[np.ndarray]:
-        if self._iterated:
-            raise RuntimeError("an AudioStream can be read once")
-        self._iterated = True
-        try:
-            yield from self._blocks()
-        finally:
-            self.close()
 
     def _blocks(self) -> Iterator[np.ndarray]:
         channels, rate = self.info.channels, self.info.sample_rate
