@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chalicelib.analysis import analyze, channels, ffmpeg, truepeak
+from chalicelib.analysis import AnalysisError, analyze, channels, ffmpeg, truepeak
 from chalicelib.analysis.blockwise import Context, Result
 from chalicelib.analysis.decode import AudioInfo
 from chalicelib.analysis.loudness import loudness_of
@@ -442,3 +442,11 @@ def test_every_issue_case_reads_its_right_value(tmp_path_factory: pytest.TempPat
     assert loud["loudness"]["integratedLufs"] == pytest.approx(380.0, abs=0.1)
     vbr = analyze_file(folder / "vbr_no_xing_loud_start.mp3")  # the issue: ffmpeg -6.1
     assert vbr["loudness"]["integratedLufs"] == pytest.approx(-6.1, abs=0.05)
+
+
+@pytest.mark.parametrize("positions", [["FL"], ["FL", "FR", "FC"], "FL", [1, 2]])
+def test_positions_that_do_not_fit_the_channels_are_invalid_input(positions: Any) -> None:
+    x = np.zeros((4800, 2), dtype=np.float32)
+    with pytest.raises(AnalysisError) as caught:
+        analyze(x, 48000, file_info={"positions": positions})
+    assert caught.value.code == "invalid_input"

@@ -65,7 +65,10 @@ def measure(
     workers: int | None = None,
 ) -> dict[str, Any]:
     """The result dict of DESIGN.md without its `comparison` block, for samples
-    shaped (frames, channels) or (frames,); integers are scaled like PCM."""
+    shaped (frames, channels) or (frames,); integers are scaled like PCM.
+
+    `file_info` may give format, subtype, lossy and positions (one name per
+    channel, else AnalysisError invalid_input)."""
     x = as_frames(samples)
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
         raise AnalysisError("invalid_input", f"sample_rate must be an integer, not {sample_rate!r}")
@@ -80,12 +83,20 @@ def _array_info(
     x: np.ndarray, sample_rate: int, dtype: np.dtype, file_info: dict[str, Any]
 ) -> AudioInfo:
     eight_bit = {np.dtype(np.int8): "PCM_S8", np.dtype(np.uint8): "PCM_U8"}
+    positions = file_info.get("positions") or ffmpeg.positions(0, x.shape[1])
+    if isinstance(positions, str | bytes) or not (
+        len(positions) == x.shape[1] and all(isinstance(p, str) for p in positions)
+    ):
+        raise AnalysisError(
+            "invalid_input",
+            f"positions {positions!r} do not name each of the {x.shape[1]} channels",
+        )
     return AudioInfo(
         format=file_info.get("format"),
         subtype=file_info.get("subtype") or eight_bit.get(np.dtype(dtype)),
         sample_rate=sample_rate,
         channels=x.shape[1],
-        positions=tuple(file_info.get("positions") or ffmpeg.positions(0, x.shape[1])),
+        positions=tuple(positions),
         lossy=bool(file_info.get("lossy", False)),
         frames_estimate=len(x),
     )
