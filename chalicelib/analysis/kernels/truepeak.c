@@ -54,6 +54,18 @@ INLINE const float *padded(float *pad, const float *x, int64_t n)
  * copied and padded with zeros, its extra windows ignored), kept as an element-wise
  * maximum and reduced as a tree: fixed trip counts that the compiler vectorises
  * across instants even at -O2. */
+/* The largest of best[0 .. count): the padding's windows do not count (no memset);
+ * a tree of element-wise maxima, which the vectoriser turns into SIMD max. */
+INLINE float chunk_result(float *best, int64_t count)
+{
+    for (int i = 0; i < CHUNK; i++)
+        best[i] = i < count ? best[i] : 0.0f;
+    for (int width = CHUNK / 2; width > 0; width /= 2)
+        for (int i = 0; i < width; i++)
+            best[i] = best[i + width] > best[i] ? best[i + width] : best[i];
+    return best[0];
+}
+
 INLINE float chunk_max(const float *restrict x, int64_t count, const float *restrict phases,
                        int64_t nphases)
 {
@@ -74,12 +86,7 @@ INLINE float chunk_max(const float *restrict x, int64_t count, const float *rest
             best[i] = p == 0 || a > best[i] ? a : best[i];
         }
     }
-    for (int i = 0; i < CHUNK; i++) /* the padding's windows do not count (no memset) */
-        best[i] = i < count ? best[i] : 0.0f;
-    for (int width = CHUNK / 2; width > 0; width /= 2)
-        for (int i = 0; i < width; i++)
-            best[i] = best[i + width] > best[i] ? best[i + width] : best[i];
-    return best[0];
+    return chunk_result(best, count);
 }
 
 /* The same for the three phases of 4x oversampling when the third is the first
@@ -112,12 +119,7 @@ INLINE float chunk_max_folded(const float *restrict x, int64_t count, const floa
         float a = fabsf(centre);
         best[i] = side > a ? side : a;
     }
-    for (int i = 0; i < CHUNK; i++) /* the padding's windows do not count (no memset) */
-        best[i] = i < count ? best[i] : 0.0f;
-    for (int width = CHUNK / 2; width > 0; width /= 2)
-        for (int i = 0; i < width; i++)
-            best[i] = best[i + width] > best[i] ? best[i + width] : best[i];
-    return best[0];
+    return chunk_result(best, count);
 }
 
 /* The interpolator as chunk_max reads it: the phases as given, or folded. */
