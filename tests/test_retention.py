@@ -366,25 +366,39 @@ def test_a_sweep_stops_at_its_budget_and_the_next_one_goes_on(service: Deps) -> 
     assert all(not service.storage.exists(j.file_key) for j in jobs)
 
 
-def test_two_sweepers_at_once_take_each_job_once(env: dict[str, str], service: Deps) -> None:
-    jobs = [make_job(service, ended_days_ago=400) for _ in range(40)]
-    others = [build_deps(settings_for(env)) for _ in range(2)]
+def sweep_at_once(
+    env: dict[str, str], *, sweepers: int, batch: int, timeout_s: float
+) -> tuple[list[retention.RetentionReport], list[BaseException]]:
+    """Run `sweepers` sweeps at the same instant, each with its own connections
+    (as separate sweeper invocations have); their reports and what they raised."""
+    others = [build_deps(settings_for(env)) for _ in range(sweepers)]
     reports: list[retention.RetentionReport] = []
-    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+    start = threading.Barrier(sweepers)
 
     def run(d: Deps) -> None:
         start.wait()
-        reports.append(retention.sweep(d, batch=3))
+        try:
+            reports.append(retention.sweep(d, batch=batch))
+        except BaseException as exc:
+            errors.append(exc)
 
     try:
         threads = [threading.Thread(target=run, args=(d,)) for d in others]
         for t in threads:
             t.start()
         for t in threads:
-            t.join(60)
+            t.join(timeout_s)
     finally:
         for d in others:
             d.close()
+    return reports, errors
+
+
+def test_two_sweepers_at_once_take_each_job_once(env: dict[str, str], service: Deps) -> None:
+    jobs = [make_job(service, ended_days_ago=400) for _ in range(40)]
+    reports, errors = sweep_at_once(env, sweepers=2, batch=3, timeout_s=60)
+    assert errors == []
     assert sum(r.results for r in reports) == 40  # none twice, none left out
     assert sum(r.upload_jobs for r in reports) == 40
     assert sum(r.uploads for r in reports) == 40
@@ -729,27 +743,7 @@ def test_two_sweepers_over_the_same_owners_never_deadlock(
         make_job(service, owners[order.randrange(4)], ended_days_ago=order.uniform(366, 400))
         for _ in range(64)
     ]
-    others = [build_deps(settings_for(env)) for _ in range(3)]
-    errors: list[BaseException] = []
-    reports: list[retention.RetentionReport] = []
-    start = threading.Barrier(3)
-
-    def run(d: Deps) -> None:
-        start.wait()
-        try:
-            reports.append(retention.sweep(d, batch=4))
-        except BaseException as exc:
-            errors.append(exc)
-
-    try:
-        threads = [threading.Thread(target=run, args=(d,)) for d in others]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-    finally:
-        for d in others:
-            d.close()
+    reports, errors = sweep_at_once(env, sweepers=3, batch=4, timeout_s=120)
     assert errors == []
     assert sum(r.results for r in reports) == 64
     assert {service.jobs.get(j.id).status for j in jobs} == {"expired"}  # type: ignore[union-attr]
